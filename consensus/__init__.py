@@ -1,0 +1,58 @@
+"""Sans-IO consensus engines (PBFT, Multi-Paxos) and the cores they rely on.
+
+Nothing here imports trio, chain, p2p or node: engines order opaque byte values.
+"""
+
+from consensus.contract import (
+    ALL,
+    Applied,
+    Broadcast,
+    Certificate,
+    ConsensusBug,
+    ConsensusError,
+    Delivery,
+    Engine,
+    Evidence,
+    Input,
+    InvalidMessage,
+    NodeId,
+    Output,
+    Propose,
+    Receive,
+    Seq,
+    Signer,
+    StateWanted,
+    Tick,
+    Validity,
+    Verifier,
+    View,
+    max_faulty,
+    quorum_size,
+)
+
+__all__ = [
+    "ALL",
+    "Applied",
+    "Broadcast",
+    "Certificate",
+    "ConsensusBug",
+    "ConsensusError",
+    "Delivery",
+    "Engine",
+    "Evidence",
+    "Input",
+    "InvalidMessage",
+    "NodeId",
+    "Output",
+    "Propose",
+    "Receive",
+    "Seq",
+    "Signer",
+    "StateWanted",
+    "Tick",
+    "Validity",
+    "Verifier",
+    "View",
+    "max_faulty",
+    "quorum_size",
+]
