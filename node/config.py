@@ -1,0 +1,280 @@
+"""Node configuration: ``config.toml`` under the node's home directory.
+
+The home directory (``--home``, default ``~/.phalanx``) holds::
+
+    config.toml      this file's schema (below)
+    genesis.json     the chain's genesis (chain.genesis)
+    keys/            validator.json (Ed25519 identity and signing key, mode 0600)
+    data/            LevelDB ledger (data/ledger) and the consensus WAL (data/consensus.wal)
+    logs/            node.jsonl, one JSON object per line
+
+Every field has a default, so a config file only needs what differs. Unknown sections or keys,
+wrong types and out-of-range values are refused with the dotted path of the offending field
+(``rpc.body_bytes_max: expected a positive integer, got -1``): a typo must not silently fall
+back to a default.
+
+Called by ``node.runtime`` at start-up and by ``phalanx init`` / ``phalanx testnet`` to write
+configs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+__all__ = [
+    "ConfigError",
+    "ConsensusSection",
+    "MempoolSection",
+    "NodeConfig",
+    "NodeSection",
+    "P2PSection",
+    "RpcSection",
+    "default_home",
+    "load_config",
+    "write_config",
+]
+
+CONFIG_FILE = "config.toml"
+GENESIS_FILE = "genesis.json"
+KEY_FILE = "keys/validator.json"
+
+
+class ConfigError(Exception):
+    """Raised when a config file is missing, unparsable, or a field fails validation."""
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("PHALANX_HOME", "~/.phalanx")).expanduser()
+
+
+@dataclass(frozen=True)
+class NodeSection:
+    moniker: str = "node"
+    log_level: str = "info"
+    #: Byzantine behaviour to switch on (off by default; loudly logged when on).
+    byzantine: str = ""
+
+
+@dataclass(frozen=True)
+class P2PSection:
+    listen: str = "127.0.0.1:26656"
+    #: ``"<validator index>@host:port"`` entries for the other validators.
+    peers: tuple[str, ...] = ()
+    frame_bytes_max: int = 8 * 1024 * 1024
+    send_queue_max: int = 1024
+    handshake_timeout_ms: int = 5000
+    heartbeat_ms: int = 500
+
+
+@dataclass(frozen=True)
+class RpcSection:
+    listen: str = "127.0.0.1:26657"
+    body_bytes_max: int = 1024 * 1024
+    #: Allow methods that change the node's behaviour (fault injection, unsafe resets).
+    unsafe: bool = False
+    websocket_clients_max: int = 64
+
+
+@dataclass(frozen=True)
+class ConsensusSection:
+    engine: str = "pbft"
+    tick_ms: int = 50
+    block_time_ms: int = 200
+    block_txs_max: int = 2000
+    block_bytes_max: int = 4 * 1024 * 1024
+    view_timeout_ticks: int = 40
+    view_timeout_ticks_max: int = 1280
+    checkpoint_interval: int = 50
+    #: Largest allowed distance between a block's timestamp and the validators' median time.
+    timestamp_drift_ms_max: int = 10_000
+
+
+@dataclass(frozen=True)
+class MempoolSection:
+    tx_count_max: int = 20_000
+    bytes_max: int = 64 * 1024 * 1024
+    per_sender_max: int = 256
+    nonce_gap_max: int = 64
+    fee_min: int = 0
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    home: Path
+    node: NodeSection = field(default_factory=NodeSection)
+    p2p: P2PSection = field(default_factory=P2PSection)
+    rpc: RpcSection = field(default_factory=RpcSection)
+    consensus: ConsensusSection = field(default_factory=ConsensusSection)
+    mempool: MempoolSection = field(default_factory=MempoolSection)
+
+    @property
+    def genesis_path(self) -> Path:
+        return self.home / GENESIS_FILE
+
+    @property
+    def key_path(self) -> Path:
+        return self.home / KEY_FILE
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def log_path(self) -> Path:
+        return self.home / "logs" / "node.jsonl"
+
+    def to_toml(self) -> str:
+        doc: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            if f.name == "home":
+                continue
+            section = getattr(self, f.name)
+            doc[f.name] = {
+                k: list(v) if isinstance(v, tuple) else v
+                for k, v in dataclasses.asdict(section).items()
+            }
+        return tomli_w.dumps(doc)
+
+
+_SECTIONS: dict[str, type] = {
+    "node": NodeSection,
+    "p2p": P2PSection,
+    "rpc": RpcSection,
+    "consensus": ConsensusSection,
+    "mempool": MempoolSection,
+}
+_ENGINES = ("pbft", "paxos")
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def parse_config(doc: dict[str, Any], home: Path) -> NodeConfig:
+    """Validate a parsed TOML document into a :class:`NodeConfig`.
+
+    Raises:
+        ConfigError: naming the first offending field.
+    """
+    sections: dict[str, Any] = {}
+    for name in doc:
+        if name not in _SECTIONS:
+            raise ConfigError(f"{name}: unknown section (known: {', '.join(_SECTIONS)})")
+    for name, cls in _SECTIONS.items():
+        raw = doc.get(name, {})
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{name}: expected a table")
+        sections[name] = _build_section(name, cls, raw)
+    config = NodeConfig(home=home, **sections)
+    _check_semantics(config)
+    return config
+
+
+def _build_section(name: str, cls: type, raw: dict[str, Any]) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in fields:
+            raise ConfigError(f"{name}.{key}: unknown key (known: {', '.join(fields)})")
+        default = fields[key].default
+        values[key] = _coerce(f"{name}.{key}", default, value)
+    return cls(**values)
+
+
+def _coerce(path: str, default: Any, value: Any) -> Any:
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{path}: expected a non-negative integer, got {value!r}")
+        return value
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, got {value!r}")
+        return value
+    if isinstance(default, tuple):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{path}: expected a list of strings, got {value!r}")
+        return tuple(value)
+    raise AssertionError(f"unhandled config type for {path}")
+
+
+def parse_host_port(path: str, text: str) -> tuple[str, int]:
+    """Split ``host:port``; raise ConfigError naming ``path`` when malformed."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{path}: expected host:port, got {text!r}")
+    return host, int(port)
+
+
+def _check_semantics(c: NodeConfig) -> None:
+    if c.consensus.engine not in _ENGINES:
+        raise ConfigError(
+            f"consensus.engine: expected one of {', '.join(_ENGINES)}, got {c.consensus.engine!r}"
+        )
+    if c.node.log_level not in _LOG_LEVELS:
+        raise ConfigError(f"node.log_level: expected one of {', '.join(_LOG_LEVELS)}")
+    parse_host_port("p2p.listen", c.p2p.listen)
+    parse_host_port("rpc.listen", c.rpc.listen)
+    for i, peer in enumerate(c.p2p.peers):
+        index, sep, addr = peer.partition("@")
+        if not sep or not index.isdigit():
+            raise ConfigError(f"p2p.peers[{i}]: expected '<validator index>@host:port', got {peer!r}")
+        parse_host_port(f"p2p.peers[{i}]", addr)
+    positive = [
+        ("consensus.tick_ms", c.consensus.tick_ms),
+        ("consensus.block_txs_max", c.consensus.block_txs_max),
+        ("consensus.checkpoint_interval", c.consensus.checkpoint_interval),
+        ("consensus.view_timeout_ticks", c.consensus.view_timeout_ticks),
+        ("p2p.frame_bytes_max", c.p2p.frame_bytes_max),
+        ("p2p.send_queue_max", c.p2p.send_queue_max),
+        ("rpc.body_bytes_max", c.rpc.body_bytes_max),
+        ("mempool.tx_count_max", c.mempool.tx_count_max),
+        ("mempool.per_sender_max", c.mempool.per_sender_max),
+    ]
+    for path, value in positive:
+        if value <= 0:
+            raise ConfigError(f"{path}: must be positive, got {value}")
+    if c.consensus.view_timeout_ticks_max < c.consensus.view_timeout_ticks:
+        raise ConfigError("consensus.view_timeout_ticks_max: must be >= view_timeout_ticks")
+
+
+def load_config(home: str | os.PathLike[str]) -> NodeConfig:
+    """Read and validate ``<home>/config.toml``.
+
+    Raises:
+        ConfigError: the file is missing, not TOML, or a field is invalid.
+    """
+    home_path = Path(home).expanduser()
+    path = home_path / CONFIG_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no config file (run `phalanx init --home {home_path}`)") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read: {e}") from e
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from e
+    try:
+        return parse_config(doc, home_path)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def write_config(config: NodeConfig) -> Path:
+    """Write ``config.toml`` into ``config.home`` (creating the home layout)."""
+    for sub in ("keys", "data", "logs"):
+        (config.home / sub).mkdir(parents=True, exist_ok=True)
+    path = config.home / CONFIG_FILE
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text(config.to_toml(), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
