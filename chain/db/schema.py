@@ -48,3 +48,76 @@ def make_storage_prefix(address: bytes) -> bytes:
 def make_code_key(code_hash: bytes) -> bytes:
     assert len(code_hash) == 32
     return CODE_PREFIX + code_hash
+
+
+# --- Ledger keys (blocks, certificates, receipts, indexes, head) -------------------------------
+#
+# =================  ==========================================================
+# ``blk:`` H         block at height H (canonical RLP)
+# ``bhx:`` hash      height of the block with this hash (8 bytes)
+# ``crt:`` H         commit certificate of block H
+# ``rct:`` H         receipts of block H (RLP list, one per transaction, in order)
+# ``txi:`` hash      transaction location: RLP [height, index]
+# ``meta:head``      head pointer (height, block hash, state commitment, timestamp)
+# ``meta:genesis``   hash of the genesis this database was created from
+# ``meta:floor``     lowest height whose block is still stored (pruning / snapshot restore)
+# ``cpt:`` H         checkpoint record at height H (height, hash, commitment, full root)
+# ``cpv:`` key       pre-image of a state key as it was at the latest checkpoint
+# =================  ==========================================================
+
+BLOCK_PREFIX = b"blk:"
+BLOCK_HASH_PREFIX = b"bhx:"
+CERTIFICATE_PREFIX = b"crt:"
+RECEIPTS_PREFIX = b"rct:"
+TX_INDEX_PREFIX = b"txi:"
+CHECKPOINT_PREFIX = b"cpt:"
+CHECKPOINT_PREIMAGE_PREFIX = b"cpv:"
+HEAD_KEY = b"meta:head"
+GENESIS_HASH_KEY = b"meta:genesis"
+FLOOR_KEY = b"meta:floor"
+
+#: Every prefix holding state entries (what ``full_state_root`` and snapshots cover).
+STATE_PREFIXES = (ACCOUNT_PREFIX, STORAGE_PREFIX, CODE_PREFIX)
+
+
+def make_block_key(height: int) -> bytes:
+    return BLOCK_PREFIX + height_bytes(height)
+
+
+def make_block_hash_key(block_hash: bytes) -> bytes:
+    assert len(block_hash) == 32
+    return BLOCK_HASH_PREFIX + block_hash
+
+
+def make_certificate_key(height: int) -> bytes:
+    return CERTIFICATE_PREFIX + height_bytes(height)
+
+
+def make_receipts_key(height: int) -> bytes:
+    return RECEIPTS_PREFIX + height_bytes(height)
+
+
+def make_tx_index_key(tx_hash: bytes) -> bytes:
+    assert len(tx_hash) == 32
+    return TX_INDEX_PREFIX + tx_hash
+
+
+def make_checkpoint_key(height: int) -> bytes:
+    return CHECKPOINT_PREFIX + height_bytes(height)
+
+
+def make_checkpoint_preimage_key(state_key: bytes) -> bytes:
+    assert state_key.startswith(STATE_PREFIXES), "pre-images are kept for state keys only"
+    return CHECKPOINT_PREIMAGE_PREFIX + state_key
+
+
+def state_key_of_preimage(key: bytes) -> bytes:
+    """Inverse of :func:`make_checkpoint_preimage_key`."""
+    assert key.startswith(CHECKPOINT_PREIMAGE_PREFIX)
+    return key[len(CHECKPOINT_PREIMAGE_PREFIX) :]
+
+
+def height_from_key(key: bytes, prefix: bytes) -> int:
+    """The height encoded in a ``prefix + H`` key."""
+    assert key.startswith(prefix) and len(key) == len(prefix) + 8
+    return int.from_bytes(key[len(prefix) :], "big")
