@@ -1,1 +1,80 @@
-"""chain."""
+"""chain: the domain of Phalanx — keys, canonical encoding, transactions, blocks, Merkle
+trees, genesis, state, execution, mempool and storage.
+
+This package never imports ``consensus``, ``p2p`` or ``trio``. The names below are the
+stable surface other packages use; submodules hold the details.
+"""
+
+from chain.block import (
+    EMPTY_CERTIFICATE,
+    MAX_BLOCK_BYTES,
+    MAX_BLOCK_TXS,
+    ZERO_HASH,
+    Block,
+    CommitCertificate,
+    Header,
+    Vote,
+    build_block,
+    decode_block,
+    decode_certificate,
+    decode_header,
+    make_certificate,
+)
+from chain.errors import ChainError, DecodeError, GenesisError, KeyFileError
+from chain.keys import (
+    PrivateKey,
+    PublicKey,
+    address_of,
+    format_address,
+    load_key_file,
+    parse_address,
+    save_key_file,
+    verify_signature,
+)
+from chain.merkle import MerkleProof, merkle_proof, merkle_root, verify_proof
+from chain.tx import (
+    MAX_TX_BYTES,
+    MAX_TX_DATA_BYTES,
+    TX_DOMAIN,
+    Transaction,
+    decode_transaction,
+    make_transaction,
+)
+
+__all__ = [
+    "EMPTY_CERTIFICATE",
+    "MAX_BLOCK_BYTES",
+    "MAX_BLOCK_TXS",
+    "MAX_TX_BYTES",
+    "MAX_TX_DATA_BYTES",
+    "TX_DOMAIN",
+    "ZERO_HASH",
+    "Block",
+    "ChainError",
+    "CommitCertificate",
+    "DecodeError",
+    "GenesisError",
+    "Header",
+    "KeyFileError",
+    "MerkleProof",
+    "PrivateKey",
+    "PublicKey",
+    "Transaction",
+    "Vote",
+    "address_of",
+    "build_block",
+    "decode_block",
+    "decode_certificate",
+    "decode_header",
+    "decode_transaction",
+    "format_address",
+    "load_key_file",
+    "make_certificate",
+    "make_transaction",
+    "merkle_proof",
+    "merkle_root",
+    "parse_address",
+    "save_key_file",
+    "verify_proof",
+    "verify_signature",
+]

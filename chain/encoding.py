@@ -15,7 +15,7 @@ from typing import Any
 import rlp
 from rlp.sedes import BigEndianInt, Binary, CountableList, big_endian_int, binary
 
-from chain.errors import DecodeError
+from chain.errors import ChainError, DecodeError
 
 __all__ = [
     "MAX_DECODE_BYTES",
@@ -26,10 +26,15 @@ __all__ = [
     "binary",
     "bounded_binary",
     "decode",
+    "decode_uint",
     "encode",
+    "encode_list",
     "hash32",
+    "list_payload",
     "pubkey32",
     "signature64",
+    "split_list",
+    "string_items",
     "uint8",
     "uint32",
     "uint64",
@@ -38,6 +43,7 @@ __all__ = [
 
 #: Upper bound on any single RLP input we agree to decode (a block with its transactions).
 MAX_DECODE_BYTES = 16 * 1024 * 1024
+
 
 class _BoundedInt(BigEndianInt):  # type: ignore[misc]
     """A minimal big-endian unsigned integer with an upper bound of ``bits`` bits."""
@@ -108,8 +114,16 @@ def decode(data: bytes, sedes: Any, *, what: str | None = None) -> Any:
         raise DecodeError(f"{name}: {len(data)} bytes exceeds the {MAX_DECODE_BYTES}-byte limit")
     try:
         value = rlp.decode(data, sedes=sedes, strict=True)
-    except (rlp.DecodingError, rlp.DeserializationError, rlp.exceptions.ObjectDeserializationError) as e:
+    except (
+        rlp.DecodingError,
+        rlp.DeserializationError,
+        rlp.exceptions.ObjectDeserializationError,
+    ) as e:
         raise DecodeError(f"{name}: {_reason(e)}") from e
+    except DecodeError:
+        raise
+    except ChainError as e:  # a type's constructor refused the decoded values
+        raise DecodeError(f"{name}: {e}") from e
     except (ValueError, TypeError, IndexError, OverflowError, RecursionError) as e:
         raise DecodeError(f"{name}: {e}") from e
     # Belt and braces: a canonical encoding re-encodes to itself.
@@ -128,3 +142,130 @@ def _reason(e: Exception) -> str:
     if inner is not None and inner is not e:
         msg = f"{msg} ({_reason(inner)})"
     return msg
+
+
+# --- Fast strict helpers -------------------------------------------------------------------
+#
+# ``rlp.decode`` is pure Python and builds per-item encodings we rarely need; the hot paths
+# (transactions in the mempool, transactions inside a block) use the helpers below instead.
+# They apply exactly the same canonical rules as strict ``rlp.decode``: shortest length
+# prefixes, no leading zero bytes in lengths, a single byte below 0x80 is never wrapped,
+# long forms only for payloads of 56 bytes or more, no trailing bytes.
+
+
+def _item_bounds(data: bytes, pos: int, end: int, what: str) -> tuple[bool, int, int]:
+    """Parse the item header at ``pos``; return (is_list, payload_start, payload_end)."""
+    if pos >= end:
+        raise DecodeError(f"{what}: truncated input")
+    b0 = data[pos]
+    if b0 < 0x80:
+        return False, pos, pos + 1
+    if b0 < 0xB8:
+        length = b0 - 0x80
+        start = pos + 1
+        if length == 1 and (start >= end or data[start] < 0x80):
+            if start >= end:
+                raise DecodeError(f"{what}: truncated input")
+            raise DecodeError(f"{what}: single byte below 0x80 wrapped in a string prefix")
+        is_list = False
+    elif b0 < 0xC0:
+        is_list, length, start = False, *_long_length(data, pos, b0 - 0xB7, end, what)
+    elif b0 < 0xF8:
+        is_list, length, start = True, b0 - 0xC0, pos + 1
+    else:
+        is_list, length, start = True, *_long_length(data, pos, b0 - 0xF7, end, what)
+    stop = start + length
+    if stop > end:
+        raise DecodeError(f"{what}: truncated input (item announces {length} bytes)")
+    return is_list, start, stop
+
+
+def _long_length(data: bytes, pos: int, ll: int, end: int, what: str) -> tuple[int, int]:
+    start = pos + 1 + ll
+    if start > end:
+        raise DecodeError(f"{what}: truncated length prefix")
+    if data[pos + 1] == 0:
+        raise DecodeError(f"{what}: length prefix starts with a zero byte")
+    length = int.from_bytes(data[pos + 1 : start], "big")
+    if length < 56:
+        raise DecodeError(f"{what}: long-form prefix used for a short item")
+    return length, start
+
+
+def list_payload(data: bytes, what: str) -> tuple[int, int]:
+    """Check that ``data`` is exactly one RLP list; return its payload's (start, end).
+
+    Raises:
+        DecodeError: not bytes, not a list, non-canonical prefix, truncated or trailing bytes.
+    """
+    if not isinstance(data, bytes):
+        raise DecodeError(f"{what}: expected bytes, got {type(data).__name__}")
+    n = len(data)
+    if n > MAX_DECODE_BYTES:
+        raise DecodeError(f"{what}: {n} bytes exceeds the {MAX_DECODE_BYTES}-byte limit")
+    is_list, start, stop = _item_bounds(data, 0, n, what)
+    if not is_list:
+        raise DecodeError(f"{what}: expected a list, got a string")
+    if stop != n:
+        raise DecodeError(f"{what}: {n - stop} trailing byte(s)")
+    return start, stop
+
+
+def split_list(data: bytes, what: str) -> list[bytes]:
+    """Split one canonical RLP list into the full encodings of its items (not recursive).
+
+    Raises:
+        DecodeError: as for :func:`list_payload`, or an item is malformed.
+    """
+    pos, end = list_payload(data, what)
+    out: list[bytes] = []
+    while pos < end:
+        _, _, stop = _item_bounds(data, pos, end, what)
+        out.append(data[pos:stop])
+        pos = stop
+    return out
+
+
+def string_items(data: bytes, what: str, count: int) -> list[bytes]:
+    """Decode one canonical RLP list of exactly ``count`` byte strings; return the payloads.
+
+    Raises:
+        DecodeError: wrong field count, a nested list, or any non-canonical form.
+    """
+    pos, end = list_payload(data, what)
+    out: list[bytes] = []
+    while pos < end:
+        is_list, start, stop = _item_bounds(data, pos, end, what)
+        if is_list:
+            raise DecodeError(f"{what}: field {len(out)} must be a string, got a list")
+        out.append(data[start:stop])
+        pos = stop
+    if len(out) != count:
+        raise DecodeError(f"{what}: expected {count} fields, got {len(out)}")
+    return out
+
+
+def decode_uint(raw: bytes, bits: int, what: str) -> int:
+    """Decode a minimal big-endian unsigned integer of at most ``bits`` bits.
+
+    Raises:
+        DecodeError: leading zero byte, or too many bytes for ``bits``.
+    """
+    if raw[:1] == b"\x00":
+        raise DecodeError(f"{what}: integer has a leading zero byte")
+    if len(raw) > (bits + 7) // 8:
+        raise DecodeError(f"{what}: too many bytes for uint{bits}")
+    return int.from_bytes(raw, "big")
+
+
+def encode_list(encoded_items: list[bytes] | tuple[bytes, ...]) -> bytes:
+    """Wrap already-encoded items into one RLP list (the inverse of :func:`split_list`)."""
+    payload = b"".join(encoded_items)
+    return _list_prefix(len(payload)) + payload
+
+
+def _list_prefix(length: int) -> bytes:
+    if length < 56:
+        return bytes((0xC0 + length,))
+    size = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes((0xF7 + len(size),)) + size
