@@ -1,0 +1,123 @@
+"""One executing frame: code, jump table, stack, bounded memory, gas and collected logs.
+
+Invariants kept here: ``0 <= gas``; ``len(memory)`` is a multiple of 32 and never exceeds
+``memory_bytes_max``; memory only grows after its expansion gas has been paid. Every word on
+the stack is an int in ``[0, 2**256)``.
+
+Used by :mod:`chain.vm._instructions` (the handlers) and :mod:`chain.vm.interpreter`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from chain.vm import gas as g
+from chain.vm.errors import MemoryLimitExceeded, OutOfGas
+from chain.vm.host import Message
+from chain.vm.opcodes import Op
+
+if TYPE_CHECKING:
+    from chain.vm.interpreter import Machine
+
+__all__ = ["Frame", "Log", "jump_destinations"]
+
+WORD_MASK = (1 << 256) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    """An event emitted by LOG0..LOG4: the emitting contract, 0-4 topics of 32 bytes, data."""
+
+    address: bytes
+    topics: tuple[bytes, ...]
+    data: bytes
+
+
+def jump_destinations(code: bytes) -> frozenset[int]:
+    """Offsets of every JUMPDEST byte that is an instruction, not PUSH data."""
+    dests: set[int] = set()
+    pc = 0
+    n = len(code)
+    push1, push32, jumpdest = Op.PUSH1, Op.PUSH32, Op.JUMPDEST
+    while pc < n:
+        op = code[pc]
+        if op == jumpdest:
+            dests.add(pc)
+        elif push1 <= op <= push32:
+            pc += op - push1 + 1
+        pc += 1
+    return frozenset(dests)
+
+
+class Frame:
+    """Mutable execution state of one message; created and run by the Machine."""
+
+    __slots__ = (
+        "code",
+        "gas",
+        "jumpdests",
+        "logs",
+        "machine",
+        "memory",
+        "memory_bytes_max",
+        "msg",
+        "output",
+        "return_data",
+        "reverted",
+        "stack",
+    )
+
+    def __init__(
+        self, machine: Machine, msg: Message, jumpdests: frozenset[int], memory_bytes_max: int
+    ) -> None:
+        self.machine = machine
+        self.msg = msg
+        self.code = msg.code
+        self.jumpdests = jumpdests
+        self.gas = msg.gas
+        self.stack: list[int] = []
+        self.memory = bytearray()
+        self.memory_bytes_max = memory_bytes_max
+        self.return_data = b""
+        self.output = b""
+        self.reverted = False
+        self.logs: list[Log] = []
+
+    def use_gas(self, amount: int) -> None:
+        """Charge ``amount`` gas or raise :class:`OutOfGas`."""
+        if amount > self.gas:
+            raise OutOfGas()
+        self.gas -= amount
+
+    def touch(self, offset: int, size: int) -> None:
+        """Make ``memory[offset:offset+size]`` addressable, paying for any expansion.
+
+        A zero-size access touches nothing, whatever the offset.
+
+        Raises:
+            MemoryLimitExceeded: the range ends past ``memory_bytes_max``.
+            OutOfGas: the expansion costs more than the gas left.
+        """
+        if size == 0:
+            return
+        end = offset + size
+        if end > self.memory_bytes_max:
+            raise MemoryLimitExceeded(f"memory limit of {self.memory_bytes_max} bytes exceeded")
+        have = len(self.memory)
+        if end > have:
+            new_words = g.words(end)
+            self.use_gas(g.memory_cost(new_words) - g.memory_cost(have // 32))
+            self.memory.extend(bytes(new_words * 32 - have))
+
+    def read(self, offset: int, size: int) -> bytes:
+        """Bytes of memory (touching it first)."""
+        if size == 0:
+            return b""
+        self.touch(offset, size)
+        return bytes(self.memory[offset : offset + size])
+
+    def write(self, offset: int, data: bytes) -> None:
+        """Write ``data`` to memory at ``offset`` (already touched by the caller)."""
+        if data:
+            self.memory[offset : offset + len(data)] = data

@@ -1,0 +1,148 @@
+"""The interpreter: runs one message (and the frames it calls) against a :class:`VMState`.
+
+Theory of operation
+-------------------
+:meth:`Machine.execute` takes a state snapshot, moves the message's value, runs the code and
+then either keeps the frame's effects (success) or reverts to the snapshot (REVERT or a
+fault). REVERT hands back the unused gas; a fault (:class:`VMFault`) uses all of the frame's
+gas. Nothing but the frame result leaves ``execute``: faults are caught per frame, so a
+failing callee shows its caller only a ``0`` flag on the stack, and the top frame's failure
+becomes the reason in a receipt.
+
+The loop charges the base gas, checks stack bounds and the transaction-wide step bound, and
+calls the handler, which returns the next pc. Running off the end of the code is STOP.
+
+One ``Machine`` serves one transaction: it counts steps and logs across all of that
+transaction's frames and caches jump tables by code. It is pure: no clock, no randomness, no
+I/O, no floating point; the same state and message give the same result and writes.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from chain.vm._frame import Frame, Log, jump_destinations
+from chain.vm._instructions import DISPATCH, HALT, move_value
+from chain.vm.errors import (
+    CodeTooLarge,
+    InvalidOpcode,
+    OutOfGas,
+    StackOverflow,
+    StackUnderflow,
+    StepLimitExceeded,
+    VMFault,
+)
+from chain.vm.host import BlockContext, Message, VMConfig, VMState
+from chain.vm.opcodes import OPCODES
+
+__all__ = ["FrameResult", "Machine"]
+
+
+@dataclass(frozen=True, slots=True)
+class FrameResult:
+    """Outcome of one message.
+
+    Attributes:
+        success: True if the code stopped or returned normally.
+        gas_left: gas not used (0 after a fault).
+        output: RETURN or REVERT data.
+        logs: the frame's logs and those of its successful callees, in order (empty on failure).
+        reason: why it failed ("" on success).
+        fault: the fault, if one ended the frame.
+    """
+
+    success: bool
+    gas_left: int
+    output: bytes
+    logs: tuple[Log, ...]
+    reason: str
+    fault: VMFault | None = None
+
+
+class Machine:
+    """Executes messages for one transaction. Not reentrant across transactions."""
+
+    def __init__(self, state: VMState, env: BlockContext, config: VMConfig | None = None) -> None:
+        self.state = state
+        self.env = env
+        self.config = config or VMConfig()
+        self.steps = 0
+        self.logs_emitted = 0
+        self._jumpdests: OrderedDict[bytes, frozenset[int]] = OrderedDict()
+
+    def execute(self, msg: Message) -> FrameResult:
+        """Run ``msg``: move its value, run its code, keep or revert its effects.
+
+        Returns:
+            The frame's result. Never raises a VM error: faults become failed results.
+        """
+        state = self.state
+        snapshot = state.snapshot()
+        try:
+            move_value(state, msg.sender, msg.to, msg.value)
+            if not msg.code:
+                return FrameResult(True, msg.gas, b"", (), "")
+            if len(msg.code) > self.config.code_bytes_max:
+                raise CodeTooLarge(f"code of {len(msg.code)} bytes exceeds the limit")
+            frame = Frame(self, msg, self._jump_table(msg.code), self.config.memory_bytes_max)
+            end_pc = self._run(frame)
+        except VMFault as fault:
+            state.revert(snapshot)
+            return FrameResult(False, 0, b"", (), fault.reason(), fault)
+        if frame.reverted:
+            state.revert(snapshot)
+            return FrameResult(False, frame.gas, frame.output, (), f"reverted at pc {end_pc}")
+        return FrameResult(True, frame.gas, frame.output, tuple(frame.logs), "")
+
+    def _jump_table(self, code: bytes) -> frozenset[int]:
+        cache = self._jumpdests
+        dests = cache.get(code)
+        if dests is None:
+            dests = jump_destinations(code)
+            cache[code] = dests
+            if len(cache) > self.config.jumpdest_cache_entries_max:
+                cache.popitem(last=False)
+        return dests
+
+    def _run(self, f: Frame) -> int:
+        """Run ``f`` to completion; return the pc of the halting instruction.
+
+        Raises:
+            VMFault: with ``pc`` and ``op`` set to the faulting instruction.
+        """
+        code = f.code
+        size = len(code)
+        stack = f.stack
+        dispatch = DISPATCH
+        stack_max = self.config.stack_items_max
+        steps_max = self.config.steps_max
+        pc = 0
+        try:
+            while pc < size:
+                entry = dispatch[code[pc]]
+                if entry is None:
+                    raise InvalidOpcode(f"invalid opcode 0x{code[pc]:02x}")
+                info, handler = entry
+                if f.gas < info.gas:
+                    raise OutOfGas()
+                f.gas -= info.gas
+                depth = len(stack)
+                if depth < info.pops:
+                    raise StackUnderflow()
+                if depth - info.pops + info.pushes > stack_max:
+                    raise StackOverflow()
+                self.steps += 1
+                if self.steps > steps_max:
+                    raise StepLimitExceeded(f"step limit {steps_max} exceeded")
+                next_pc = handler(f, pc)
+                if next_pc == HALT:
+                    return pc
+                pc = next_pc
+        except VMFault as fault:
+            if fault.pc is None:
+                fault.pc = pc
+                info_at = OPCODES.get(code[pc]) if pc < size else None
+                fault.op = info_at.name if info_at is not None else f"0x{code[pc]:02x}"
+            raise
+        return pc
