@@ -21,6 +21,14 @@ from chain.block import (
     make_certificate,
 )
 from chain.errors import ChainError, DecodeError, GenesisError, KeyFileError
+from chain.genesis import (
+    Genesis,
+    GenesisValidator,
+    genesis_block,
+    load_genesis,
+    make_dev_genesis,
+    parse_genesis,
+)
 from chain.keys import (
     PrivateKey,
     PublicKey,
@@ -53,7 +61,9 @@ __all__ = [
     "ChainError",
     "CommitCertificate",
     "DecodeError",
+    "Genesis",
     "GenesisError",
+    "GenesisValidator",
     "Header",
     "KeyFileError",
     "MerkleProof",
@@ -68,12 +78,16 @@ __all__ = [
     "decode_header",
     "decode_transaction",
     "format_address",
+    "genesis_block",
+    "load_genesis",
     "load_key_file",
     "make_certificate",
+    "make_dev_genesis",
     "make_transaction",
     "merkle_proof",
     "merkle_root",
     "parse_address",
+    "parse_genesis",
     "save_key_file",
     "verify_proof",
     "verify_signature",
