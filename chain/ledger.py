@@ -1,0 +1,504 @@
+"""The ledger: committed blocks, certificates, receipts, indexes, state and the head, on a KeyValueDB.
+
+Theory of operation
+-------------------
+:meth:`Ledger.commit_block` writes everything a committed block changes in ONE write batch
+(synced by default): the block, its commit certificate, its receipts, the executor's state
+writes, the transaction index (tx hash -> height, index), the hash -> height index, the
+checkpoint bookkeeping (below) and, last, the head pointer. LevelDB applies a batch
+atomically, so after a crash a reopened ledger sees either the old head with the old state or
+the new head with the new state, never a mixture. Nothing else writes ledger keys, except
+:mod:`chain.checkpoint` (pruning and snapshot restore), also in atomic batches.
+
+Before anything is written the block is checked against the head: height = head + 1, parent
+hash = head hash, header state root = head state commitment, the chain id, the certificate
+names this block, one receipt per transaction in order. A failed check raises
+:class:`InvalidBlock` and writes nothing.
+
+Checkpoints (every ``checkpoint_interval`` heights, genesis included) record the full Merkle
+state root next to the incremental commitment; see :mod:`chain.checkpoint` for the snapshot
+model (pre-images of state keys changed since the latest checkpoint, kept in the same batch).
+
+Invariants
+----------
+* ``floor <= head.height``; every block, certificate and receipt list in ``[floor, head]`` is
+  stored (the certificate of block 0 does not exist; a block restored from a snapshot has no
+  receipts).
+* ``head.state_root`` is the commitment of the state stored under the state prefixes.
+* the latest checkpoint is at or below the head, and pre-images exist exactly for the state
+  keys written since it.
+
+Callers: the node (commit after consensus delivers, reads for the API and sync), the
+simulator, ``phalanx demo`` and the chain benchmark.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from chain._ledger_records import (
+    Checkpoint,
+    GenesisMismatch,
+    Head,
+    InvalidBlock,
+    LedgerCorrupt,
+    LedgerError,
+    NotFound,
+    OverlayView,
+    Pruned,
+    decode_checkpoint,
+    decode_head,
+    decode_height,
+    decode_tx_location,
+    encode_head,
+    encode_height,
+    encode_preimage,
+    encode_tx_location,
+    read_latest_checkpoint,
+)
+from chain.block import Block, CommitCertificate, decode_block, decode_certificate
+from chain.db import schema
+from chain.db.base import KeyValueDB
+from chain.encoding import CountableList, decode, encode
+from chain.errors import DecodeError
+from chain.genesis import Genesis, genesis_block
+from chain.receipt import Receipt
+from chain.state import EMPTY_STATE_COMMITMENT, Account, StateDB, full_state_root
+from chain.tx import Transaction
+
+__all__ = [
+    "GenesisMismatch",
+    "Head",
+    "InvalidBlock",
+    "Ledger",
+    "LedgerCorrupt",
+    "LedgerError",
+    "NotFound",
+    "Pruned",
+    "TxLocation",
+]
+
+_RECEIPTS = CountableList(Receipt)
+
+
+class _BlockResult(Protocol):
+    """What the ledger needs from :class:`chain.executor.BlockResult`."""
+
+    @property
+    def receipts(self) -> Sequence[Receipt]: ...
+
+    @property
+    def state_root(self) -> bytes: ...
+
+    @property
+    def writes(self) -> Mapping[bytes, bytes | None]: ...
+
+
+@dataclass(frozen=True)
+class TxLocation:
+    """Where a committed transaction is: the transaction, its block height, index and receipt."""
+
+    tx: Transaction
+    height: int
+    index: int
+    receipt: Receipt
+
+
+class Ledger:
+    """The committed chain on a :class:`~chain.db.base.KeyValueDB`; open with :meth:`open`.
+
+    A ledger object is the only writer of its database (one process owns one database).
+    """
+
+    def __init__(
+        self,
+        db: KeyValueDB,
+        *,
+        chain_id: int,
+        genesis_hash: bytes,
+        head: Head,
+        floor: int,
+        checkpoint_interval: int,
+        latest_checkpoint: Checkpoint,
+        preserved: set[bytes],
+        snapshots: bool,
+    ) -> None:
+        self._db = db
+        self.chain_id = chain_id
+        self.genesis_hash = genesis_hash
+        self._head = head
+        self._floor = floor
+        self.checkpoint_interval = checkpoint_interval
+        self._latest_checkpoint = latest_checkpoint
+        self._preserved = preserved
+        self._snapshots = snapshots
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(
+        cls,
+        db: KeyValueDB,
+        genesis: Genesis,
+        *,
+        checkpoint_interval: int | None = None,
+        snapshots: bool = True,
+    ) -> Ledger:
+        """Open the ledger in ``db``, creating block 0 and the genesis state if ``db`` is empty.
+
+        Args:
+            db: the database (empty, or created earlier from the same genesis).
+            genesis: the chain's genesis.
+            checkpoint_interval: blocks between checkpoints (default: the genesis parameter).
+            snapshots: keep the pre-images that make the latest checkpoint exportable as a
+                snapshot (see :mod:`chain.checkpoint`); off saves one read per changed key.
+
+        Returns:
+            The ledger, with its head loaded.
+
+        Raises:
+            GenesisMismatch: the database was created from another genesis.
+            LedgerCorrupt: the database holds data but no (or a damaged) ledger.
+        """
+        interval = checkpoint_interval or genesis.checkpoint_interval
+        if interval < 1:
+            raise LedgerError(f"checkpoint_interval must be >= 1, got {interval}")
+        expected = genesis.hash
+        stored = db.get(schema.GENESIS_HASH_KEY)
+        if stored is None:
+            if next(iter(db.iterate()), None) is not None:
+                raise LedgerCorrupt("the database holds data but no ledger (no genesis record)")
+            _write_genesis(db, genesis, expected)
+        elif stored != expected:
+            raise GenesisMismatch(
+                f"the database was created from genesis {stored.hex()}, "
+                f"not from the given genesis {expected.hex()}"
+            )
+        raw_head = db.get(schema.HEAD_KEY)
+        raw_floor = db.get(schema.FLOOR_KEY)
+        if raw_head is None or raw_floor is None:
+            raise LedgerCorrupt("the database has a genesis record but no head or floor")
+        head = decode_head(raw_head)
+        floor = decode_height(raw_floor, "floor")
+        latest = read_latest_checkpoint(db)
+        if latest is None or latest.height > head.height or floor > head.height:
+            raise LedgerCorrupt("head, floor and latest checkpoint are inconsistent")
+        preserved = {
+            schema.state_key_of_preimage(k)
+            for k, _ in db.iterate(schema.CHECKPOINT_PREIMAGE_PREFIX)
+        }
+        return cls(
+            db,
+            chain_id=genesis.chain_id,
+            genesis_hash=expected,
+            head=head,
+            floor=floor,
+            checkpoint_interval=interval,
+            latest_checkpoint=latest,
+            preserved=preserved,
+            snapshots=snapshots,
+        )
+
+    # ------------------------------------------------------------------ head
+
+    @property
+    def db(self) -> KeyValueDB:
+        return self._db
+
+    @property
+    def head(self) -> Head:
+        """The last committed block's height, hash, state commitment and timestamp."""
+        return self._head
+
+    @property
+    def height(self) -> int:
+        return self._head.height
+
+    @property
+    def state_root(self) -> bytes:
+        """The state commitment after the head block (the next header's ``state_root``)."""
+        return self._head.state_root
+
+    @property
+    def floor(self) -> int:
+        """The lowest height whose block is still stored."""
+        return self._floor
+
+    @property
+    def latest_checkpoint(self) -> Checkpoint:
+        return self._latest_checkpoint
+
+    def is_checkpoint_height(self, height: int) -> bool:
+        return height % self.checkpoint_interval == 0
+
+    # ------------------------------------------------------------------ commit
+
+    def commit_block(
+        self,
+        block: Block,
+        certificate: CommitCertificate,
+        result: _BlockResult,
+        *,
+        sync: bool = True,
+    ) -> None:
+        """Commit ``block`` with its certificate and execution result in one atomic batch.
+
+        Args:
+            block: the block at ``head.height + 1``.
+            certificate: the commit certificate for ``block``.
+            result: the executor's result of applying ``block`` on :meth:`state`.
+            sync: make the batch durable before returning (on for nodes).
+
+        Raises:
+            InvalidBlock: the block does not extend the head (nothing was written).
+        """
+        header = block.header
+        head = self._head
+        height = header.height
+        if height != head.height + 1:
+            raise InvalidBlock(f"block height {height} does not extend the head at {head.height}")
+        if header.parent_hash != head.block_hash:
+            raise InvalidBlock(
+                f"block {height}: parent hash {header.parent_hash.hex()} is not the head "
+                f"hash {head.block_hash.hex()}"
+            )
+        if header.state_root != head.state_root:
+            raise InvalidBlock(
+                f"block {height}: header state root {header.state_root.hex()} is not the "
+                f"head state commitment {head.state_root.hex()}"
+            )
+        if header.chain_id != self.chain_id:
+            raise InvalidBlock(f"block {height}: chain id {header.chain_id} != {self.chain_id}")
+        block_hash = block.hash
+        if certificate.height != height or certificate.block_hash != block_hash:
+            raise InvalidBlock(f"block {height}: the certificate is for another block")
+        txs = block.transactions
+        receipts = list(result.receipts)
+        if len(receipts) != len(txs):
+            raise InvalidBlock(f"block {height}: {len(receipts)} receipts for {len(txs)} txs")
+        tx_hashes = [tx.hash for tx in txs]
+        for i, (tx_hash, receipt) in enumerate(zip(tx_hashes, receipts, strict=True)):
+            if receipt.tx_hash != tx_hash:
+                raise InvalidBlock(f"block {height}: receipt {i} is for another transaction")
+        writes = dict(result.writes)
+        for key in writes:
+            assert key.startswith(schema.STATE_PREFIXES), f"not a state key: {key!r}"
+
+        db = self._db
+        new_head = Head(height, block_hash, result.state_root, header.timestamp)
+        checkpoint: Checkpoint | None = None
+        new_preserved: list[bytes] = []
+        preimages: list[tuple[bytes, bytes]] = []
+        if self.is_checkpoint_height(height):
+            full_root = full_state_root(OverlayView(db, writes))
+            checkpoint = Checkpoint(
+                height=height,
+                block_hash=block_hash,
+                commitment=result.state_root,
+                full_root=full_root,
+            )
+        elif self._snapshots:
+            # Keep the value each key had at the latest checkpoint, the first time it changes.
+            preserved = self._preserved
+            for key in writes:
+                if key not in preserved:
+                    preimages.append(
+                        (schema.make_checkpoint_preimage_key(key), encode_preimage(db.get(key)))
+                    )
+                    new_preserved.append(key)
+
+        with db.write_batch(sync=sync) as batch:
+            batch.put(schema.make_block_key(height), block.encoded)
+            batch.put(schema.make_block_hash_key(block_hash), encode_height(height))
+            batch.put(schema.make_certificate_key(height), certificate.encoded)
+            batch.put(schema.make_receipts_key(height), encode(receipts, _RECEIPTS))
+            for index, tx_hash in enumerate(tx_hashes):
+                batch.put(schema.make_tx_index_key(tx_hash), encode_tx_location(height, index))
+            for key, value in writes.items():
+                if value is None:
+                    batch.delete(key)
+                else:
+                    batch.put(key, value)
+            for key, value in preimages:
+                batch.put(key, value)
+            if checkpoint is not None:
+                batch.put(schema.make_checkpoint_key(height), encode(checkpoint))
+                for key in self._preserved:
+                    batch.delete(schema.make_checkpoint_preimage_key(key))
+            batch.put(schema.HEAD_KEY, encode_head(new_head))
+
+        self._head = new_head
+        if checkpoint is not None:
+            self._latest_checkpoint = checkpoint
+            self._preserved = set()
+        else:
+            self._preserved.update(new_preserved)
+
+    # ------------------------------------------------------------------ reads
+
+    def _check_height(self, height: int, what: str) -> None:
+        if not 0 <= height <= self._head.height:
+            raise NotFound(f"no {what} at height {height}: the head is at {self._head.height}")
+        if height < self._floor:
+            raise Pruned(
+                f"the {what} at height {height} was pruned; the lowest stored height is "
+                f"{self._floor}"
+            )
+
+    def _stored(self, key: bytes, height: int, what: str) -> bytes:
+        self._check_height(height, what)
+        raw = self._db.get(key)
+        if raw is None:
+            raise LedgerCorrupt(f"the {what} at height {height} is missing below the head")
+        return raw
+
+    def block(self, height: int) -> Block:
+        """The committed block at ``height``.
+
+        Raises:
+            NotFound: above the head. Pruned: below the floor.
+        """
+        raw = self._stored(schema.make_block_key(height), height, "block")
+        try:
+            return decode_block(raw)
+        except DecodeError as e:
+            raise LedgerCorrupt(f"stored block {height}: {e}") from e
+
+    def block_by_hash(self, block_hash: bytes) -> Block:
+        """The committed block with this hash (NotFound if unknown or pruned)."""
+        raw = (
+            self._db.get(schema.make_block_hash_key(block_hash)) if len(block_hash) == 32 else None
+        )
+        if raw is None:
+            raise NotFound(f"no stored block with hash {block_hash.hex()}")
+        return self.block(decode_height(raw, "block hash index"))
+
+    def certificate(self, height: int) -> CommitCertificate:
+        """The commit certificate of the block at ``height`` (block 0 has none: NotFound)."""
+        if height == 0:
+            self._check_height(0, "certificate")
+            raise NotFound("block 0 (genesis) has no commit certificate")
+        raw = self._stored(schema.make_certificate_key(height), height, "certificate")
+        try:
+            return decode_certificate(raw)
+        except DecodeError as e:
+            raise LedgerCorrupt(f"stored certificate {height}: {e}") from e
+
+    def receipts(self, height: int) -> list[Receipt]:
+        """The receipts of the block at ``height``, one per transaction, in order."""
+        self._check_height(height, "receipts")
+        raw = self._db.get(schema.make_receipts_key(height))
+        if raw is None:
+            if height == self._floor:
+                raise NotFound(f"the receipts of block {height} are not stored (restored snapshot)")
+            raise LedgerCorrupt(f"the receipts at height {height} are missing below the head")
+        try:
+            return list(decode(raw, _RECEIPTS, what="receipts"))
+        except DecodeError as e:
+            raise LedgerCorrupt(f"stored receipts {height}: {e}") from e
+
+    def transaction(self, tx_hash: bytes) -> TxLocation:
+        """Find a committed transaction by hash, with its height, index and receipt.
+
+        Raises:
+            NotFound: unknown, or its block was pruned.
+        """
+        raw = self._db.get(schema.make_tx_index_key(tx_hash)) if len(tx_hash) == 32 else None
+        if raw is None:
+            raise NotFound(f"no committed transaction {tx_hash.hex()}")
+        height, index = decode_tx_location(raw)
+        block = self.block(height)
+        receipts = self.receipts(height)
+        if index >= len(block.transactions) or index >= len(receipts):
+            raise LedgerCorrupt(f"transaction index of {tx_hash.hex()} points past block {height}")
+        return TxLocation(block.transactions[index], height, index, receipts[index])
+
+    def checkpoint(self, height: int) -> Checkpoint:
+        """The checkpoint record at ``height`` (NotFound if none is stored there)."""
+        raw = self._db.get(schema.make_checkpoint_key(height))
+        if raw is None:
+            raise NotFound(f"no checkpoint stored at height {height}")
+        try:
+            return decode_checkpoint(raw)
+        except DecodeError as e:
+            raise LedgerCorrupt(f"stored checkpoint {height}: {e}") from e
+
+    def state(self) -> StateDB:
+        """A fresh state overlay at the head (writes stay in memory until committed)."""
+        return StateDB(self._db, self._head.state_root)
+
+    def account(self, address: bytes) -> Account:
+        """The account at ``address`` in the head state (empty if it does not exist)."""
+        return self.state().get_account(address)
+
+    # ------------------------------------------------------------------ pruning
+
+    def prune_below(self, height: int, *, batch_heights_max: int = 256) -> int:
+        """Delete blocks, certificates, receipts, tx index and old checkpoints below ``height``.
+
+        Used by :func:`chain.checkpoint.prune`, which picks a safe ``height``. Works in atomic
+        batches of at most ``batch_heights_max`` heights, each also raising the floor, so a
+        crash leaves a consistent (partly pruned) ledger.
+
+        Returns:
+            The number of heights pruned.
+
+        Raises:
+            LedgerError: ``height`` is above the latest checkpoint.
+        """
+        if height > self._latest_checkpoint.height:
+            raise LedgerError(
+                f"cannot prune below {height}: the latest checkpoint is at "
+                f"{self._latest_checkpoint.height}"
+            )
+        pruned = 0
+        db = self._db
+        while self._floor < height:
+            start = self._floor
+            stop = min(height, start + batch_heights_max)
+            with db.write_batch() as batch:
+                for h in range(start, stop):
+                    raw = db.get(schema.make_block_key(h))
+                    if raw is not None:
+                        block = decode_block(raw)
+                        for tx in block.transactions:
+                            batch.delete(schema.make_tx_index_key(tx.hash))
+                        batch.delete(schema.make_block_hash_key(block.hash))
+                    batch.delete(schema.make_block_key(h))
+                    batch.delete(schema.make_certificate_key(h))
+                    batch.delete(schema.make_receipts_key(h))
+                    batch.delete(schema.make_checkpoint_key(h))
+                batch.put(schema.FLOOR_KEY, encode_height(stop))
+            self._floor = stop
+            pruned += stop - start
+        return pruned
+
+
+def _write_genesis(db: KeyValueDB, genesis: Genesis, genesis_hash: bytes) -> None:
+    """Block 0, the initial balances and the first checkpoint, in one batch."""
+    block = genesis_block(genesis)
+    state = StateDB(db, EMPTY_STATE_COMMITMENT)
+    for address, amount in genesis.balances:
+        state.add_balance(address, amount)
+    commit = state.commit()
+    writes = dict(commit.writes)
+    checkpoint = Checkpoint(
+        height=0,
+        block_hash=block.hash,
+        commitment=commit.commitment,
+        full_root=full_state_root(OverlayView(db, writes)),
+    )
+    head = Head(0, block.hash, commit.commitment, block.header.timestamp)
+    with db.write_batch() as batch:
+        batch.put(schema.make_block_key(0), block.encoded)
+        batch.put(schema.make_block_hash_key(block.hash), encode_height(0))
+        batch.put(schema.make_receipts_key(0), encode([], _RECEIPTS))
+        for key, value in writes.items():
+            if value is not None:
+                batch.put(key, value)
+        batch.put(schema.make_checkpoint_key(0), encode(checkpoint))
+        batch.put(schema.FLOOR_KEY, encode_height(0))
+        batch.put(schema.GENESIS_HASH_KEY, genesis_hash)
+        batch.put(schema.HEAD_KEY, encode_head(head))
