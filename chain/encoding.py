@@ -79,7 +79,7 @@ address = Binary.fixed_length(20)
 pubkey32 = Binary.fixed_length(32)
 signature64 = Binary.fixed_length(64)
 #: Recipient field: 20 bytes, or empty for contract creation.
-address_or_empty = Binary(min_length=0, max_length=20)
+address_or_empty = Binary.fixed_length(20, allow_empty=True)
 
 
 def bounded_binary(max_length: int) -> Binary:

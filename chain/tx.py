@@ -36,7 +36,7 @@ from chain.encoding import (
     uint64,
     uint256,
 )
-from chain.errors import DecodeError
+from chain.errors import ChainError, DecodeError
 from chain.keys import PrivateKey, address_of, verify_signature
 
 __all__ = [
@@ -216,14 +216,26 @@ def make_transaction(
     """Build and sign a transaction from ``key``.
 
     Raises:
-        rlp.SerializationError: a field is out of range (our caller's bug, not input).
+        ChainError: a field is out of range or of the wrong type or length.
     """
     unsigned = [chain_id, nonce, key.public_key.raw, bytes(to), amount, fee, gas_limit, bytes(data)]
-    signing = TX_DOMAIN + chain_id.to_bytes(8, "big") + rlp.encode(unsigned, sedes=_UNSIGNED)
+    try:
+        body = rlp.encode(unsigned, sedes=_UNSIGNED)  # validates every field against its sedes
+    except rlp.SerializationError as e:
+        raise ChainError(f"invalid transaction field: {_reason(e)}") from None
+    signing = TX_DOMAIN + chain_id.to_bytes(8, "big") + body
     tx = Transaction(*unsigned, key.sign(signing))
     tx._signing = signing
-    encode(tx)  # validates every field against its sedes and fills the cache
+    encode(tx)  # fills the encoding cache
     return tx
+
+
+def _reason(e: Exception) -> str:
+    inner = getattr(e, "element_exception", None) or getattr(e, "error", None)
+    index = getattr(e, "index", None)
+    if inner is not None and index is not None and 0 <= index < len(_FIELDS):
+        return f"{_FIELDS[index][0]}: {inner}"
+    return str(e)
 
 
 def decode_transaction(data: bytes) -> Transaction:
