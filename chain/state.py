@@ -203,6 +203,11 @@ class StateDB:
         """The commitment of the last committed state (overlay changes not included)."""
         return self._commitment
 
+    @property
+    def has_pending_changes(self) -> bool:
+        """True if the overlay holds writes not yet committed (or not reverted)."""
+        return bool(self._journal or self._accounts or self._storage or self._code)
+
     def _account(self, address: bytes) -> _AccountTuple:
         acct = self._accounts.get(address)
         if acct is not None:
@@ -321,9 +326,7 @@ class StateDB:
         assert amount >= 0, "debit a non-negative amount"
         nonce, balance, code_hash = self._account(address)
         if balance < amount:
-            raise InsufficientBalance(
-                f"0x{address.hex()} holds {balance}, cannot pay {amount}"
-            )
+            raise InsufficientBalance(f"0x{address.hex()} holds {balance}, cannot pay {amount}")
         if amount:
             self._put_account(address, (nonce, balance - amount, code_hash))
 
