@@ -105,6 +105,8 @@ class InvalidJump(VMFault):
 class InvalidOpcode(VMFault):
     """Raised on a byte that is not an instruction (including a deliberate INVALID)."""
 
+    show_op = False
+
 
 class MemoryLimitExceeded(VMFault):
     """Raised when an access would grow memory past ``memory_bytes_max``."""
