@@ -11,7 +11,8 @@ Construction (domain-separated, so a leaf can never pose as an inner node):
 A :class:`MerkleProof` carries ``index``, ``total`` and the sibling path. The shape of the
 path is fully determined by ``(index, total)``; :func:`verify_proof` recomputes that shape and
 rejects a proof whose path is longer or shorter, whose index is out of range, or whose
-siblings are not 32 bytes.
+siblings are not 32 bytes. The root does not commit to the leaf count: callers that know
+it from a trusted source pass it to :func:`verify_proof` as ``total``.
 
 Called by ``chain.block`` (the transaction root), the state engine (the state root over
 sorted key/value leaves, up to ~100k leaves), receipts and the API (inclusion proofs).
@@ -127,14 +128,28 @@ def merkle_proof(leaves: Sequence[bytes], index: int) -> MerkleProof:
     return MerkleProof(index=index, total=total, path=tuple(path))
 
 
-def verify_proof(root: bytes, leaf: bytes, proof: MerkleProof) -> bool:
+def verify_proof(root: bytes, leaf: bytes, proof: MerkleProof, *, total: int | None = None) -> bool:
     """Check that ``leaf`` sits at ``proof.index`` in the tree with root ``root``.
+
+    The root alone does not commit to the number of leaves (a sibling is an opaque hash),
+    so a verifier that knows the tree size from a trusted source (the transaction count of
+    a block it holds, a signed header) should pass it as ``total``; the proof's own
+    ``total`` is then required to match.
+
+    Args:
+        root: the trusted root.
+        leaf: the leaf bytes (not hashed).
+        proof: the proof to check.
+        total: the trusted number of leaves, if known.
 
     Returns:
         True only when the path has exactly the shape implied by ``(index, total)`` and
         hashes up to ``root``; False for any malformed or wrong proof (never raises).
     """
-    index, total, path = proof.index, proof.total, proof.path
+    index, path = proof.index, proof.path
+    if total is not None and total != proof.total:
+        return False
+    total = proof.total
     if (
         type(index) is not int
         or type(total) is not int
