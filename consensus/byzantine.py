@@ -85,28 +85,34 @@ class ForgedBytes:
 Send = tuple[NodeId | Broadcast, Any]
 
 
-def _resign(msg: Any, signer: Signer, **changes: Any) -> Any | None:
-    """``msg`` with ``changes``, re-signed by ``signer`` through its module's ``sign_message``.
+def _resign(msg: Any, signer: Signer, tag: bytes | None = None, **changes: Any) -> Any | None:
+    """``msg`` with ``changes``, re-signed by ``signer``.
 
-    Returns None when the message can't be rebuilt (no such fields, a constructor check).
+    Signs through the message module's ``sign_message(msg, signer[, tag])`` if it has one,
+    else through the message's own ``signed_bytes([tag])`` and ``with_signature``. Returns
+    None when the message can't be rebuilt (no such fields, a constructor check, no signing).
     """
     if not dataclasses.is_dataclass(msg) or isinstance(msg, type):
         return None
     names = {f.name for f in dataclasses.fields(msg)}
     if not set(changes) <= names:
         return None
+    signed = "signature" in names
     try:
-        if "signature" in names:
+        if signed:
             changes["signature"] = b""
         forged = dataclasses.replace(msg, **changes)
+        if not signed:
+            return forged
         sign = getattr(sys.modules.get(type(msg).__module__), "sign_message", None)
-        if "signature" in names:
-            if sign is None:
-                return None
-            forged = sign(forged, signer)
+        if sign is not None:
+            return sign(forged, signer) if tag is None else sign(forged, signer, tag)
+        if hasattr(forged, "signed_bytes") and hasattr(forged, "with_signature"):
+            data = forged.signed_bytes() if tag is None else forged.signed_bytes(tag)
+            return forged.with_signature(signer.sign(data))
     except (ValueError, TypeError):
         return None
-    return forged
+    return None
 
 
 def _has(msg: Any, name: str) -> bool:
@@ -124,6 +130,8 @@ class ByzantineEngine:
         self.node_id = inner.node_id
         self.forged = 0
         self.now = 0
+        config = getattr(inner, "config", None)
+        self.tag: bytes | None = ctx.option("instance_tag", getattr(config, "instance_tag", None))
 
     def restore(self, records: Sequence[Any]) -> None:
         self.inner.restore(records)
@@ -141,6 +149,13 @@ class ByzantineEngine:
 
     def rewrite(self, event: Any, sends: list[Send]) -> list[Send]:
         return sends
+
+    def digest_of(self, msg: Any, value: bytes) -> bytes:
+        """The digest the engine would compute for ``value`` (config, module, or SHA-256)."""
+        fn = getattr(getattr(self.inner, "config", None), "digest_of", None)
+        if fn is None:
+            fn = getattr(sys.modules.get(type(msg).__module__), "digest_of", None)
+        return bytes(fn(value)) if fn is not None else hashlib.sha256(value).digest()
 
     def _per_peer(self, sends: list[Send]) -> list[tuple[NodeId, Any]]:
         """Expand broadcasts into one send per peer (so peers can be told different things)."""
@@ -275,8 +290,8 @@ class Equivocate(ByzantineEngine):
                 if len(self._memo) >= self.memo_max:
                     self._memo.pop(next(iter(self._memo)))
                 other = self.ctx.forge_value()
-                forged = _resign(msg, self.ctx.signer, value=other,
-                                 digest=hashlib.sha256(other).digest())
+                forged = _resign(msg, self.ctx.signer, self.tag, value=other,
+                                 digest=self.digest_of(msg, other))
                 peers = self.ctx.peers()
                 self.ctx.rng.shuffle(peers)
                 fooled = frozenset(int(p) for p in peers[: (len(peers) + 1) // 2])
@@ -305,8 +320,8 @@ class DoubleVote(ByzantineEngine):
         for dest, msg in sends:
             out.append((dest, msg))
             if _has(msg, "digest") and not _has(msg, "value"):
-                other = _resign(msg, self.ctx.signer,
-                                digest=hashlib.sha256(self.ctx.forge_value()).digest())
+                other = _resign(msg, self.ctx.signer, self.tag,
+                                digest=self.digest_of(msg, self.ctx.forge_value()))
                 if other is None:
                     continue
                 for peer, _ in self._per_peer([(dest, msg)]):
@@ -325,7 +340,7 @@ class WrongCheckpoint(ByzantineEngine):
         out: list[Send] = []
         for dest, msg in sends:
             if _has(msg, "state_root"):
-                bad = _resign(msg, self.ctx.signer, state_root=self.ctx.rng.randbytes(32))
+                bad = _resign(msg, self.ctx.signer, self.tag, state_root=self.ctx.rng.randbytes(32))
                 if bad is not None:
                     self.forged += 1
                     msg = bad
@@ -354,8 +369,10 @@ class ViewChangeSpam(ByzantineEngine):
 
             target = self._view + self.ctx.rng.randint(1, self.views_ahead_max)
             vc = pbft.ViewChange(target, 0, (), (), self.ctx.node_id)
-            out.append((ALL, pbft.sign_message(vc, self.ctx.signer)))
-            self.forged += 1
+            forged = _resign(vc, self.ctx.signer, self.tag)
+            if forged is not None:
+                out.append((ALL, forged))
+                self.forged += 1
         return out
 
 
