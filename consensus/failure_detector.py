@@ -64,7 +64,11 @@ class Heartbeat:
     def __post_init__(self) -> None:
         for name in ("sender", "epoch", "seq"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _UINT64_MAX:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or not 0 <= value <= _UINT64_MAX
+            ):
                 raise InvalidMessage(f"Heartbeat.{name} must be a uint64, got {value!r}")
         if not isinstance(self.payload, bytes) or len(self.payload) > HEARTBEAT_PAYLOAD_BYTES_MAX:
             raise InvalidMessage("Heartbeat.payload must be bytes of bounded length")
@@ -150,7 +154,9 @@ class HeartbeatFailureDetector:
         epoch: int = 0,
     ) -> None:
         if heartbeat_ticks < 1 or timeout_ticks < 1 or timeout_ticks_max < timeout_ticks:
-            raise ValueError("need heartbeat_ticks >= 1 and 1 <= timeout_ticks <= timeout_ticks_max")
+            raise ValueError(
+                "need heartbeat_ticks >= 1 and 1 <= timeout_ticks <= timeout_ticks_max"
+            )
         self.node_id = node_id
         self.peers: tuple[NodeId, ...] = tuple(sorted(p for p in set(peers) if p != node_id))
         self.heartbeat_ticks = heartbeat_ticks

@@ -25,7 +25,9 @@ class Net:
         self.ids = ids
         self.el = {i: BullyElection(i, ids, timeout_ticks=timeout) for i in ids}
         self.fd = {
-            i: HeartbeatFailureDetector(i, ids, heartbeat_ticks=1, timeout_ticks=3, timeout_ticks_max=12)
+            i: HeartbeatFailureDetector(
+                i, ids, heartbeat_ticks=1, timeout_ticks=3, timeout_ticks_max=12
+            )
             for i in ids
         }
         self.with_fd = with_fd
@@ -114,7 +116,11 @@ def test_best_case_the_second_highest_notices_and_sends_n_minus_2_messages() -> 
     net.feed(NodeId(3), Suspect(NodeId(4)))  # only node 3 notices
     net.deliver_all()
     after = net.sent()
-    assert {k: after[k] - before[k] for k in after} == {"Election": 0, "Answer": 0, "Coordinator": 3}
+    assert {k: after[k] - before[k] for k in after} == {
+        "Election": 0,
+        "Answer": 0,
+        "Coordinator": 3,
+    }
     assert net.leaders() == {NodeId(3)}
 
 
@@ -130,7 +136,11 @@ def test_worst_case_the_lowest_notices_and_messages_grow_quadratically() -> None
     net.deliver_all()
     net.tick(5)
     after = net.sent()
-    assert {k: after[k] - before[k] for k in after} == {"Election": 9, "Answer": 6, "Coordinator": 3}
+    assert {k: after[k] - before[k] for k in after} == {
+        "Election": 9,
+        "Answer": 6,
+        "Coordinator": 3,
+    }
     assert net.leaders() == {NodeId(3)}
 
 
@@ -149,7 +159,9 @@ def test_lost_coordinator_is_repaired_by_waiting_timeout() -> None:
 
 
 def test_reannounce_repeats_coordinator_at_its_period() -> None:
-    e = BullyElection(NodeId(2), [NodeId(0), NodeId(1), NodeId(2)], timeout_ticks=3, reannounce_ticks=5)
+    e = BullyElection(
+        NodeId(2), [NodeId(0), NodeId(1), NodeId(2)], timeout_ticks=3, reannounce_ticks=5
+    )
     first = e.step(Tick(0))
     assert [m for _, m in first.send] == [Coordinator(NodeId(2))] * 2
     assert first.events == [LeaderChanged(NodeId(2))]

@@ -109,7 +109,7 @@ def test_forged_or_unknown_heartbeats_are_ignored() -> None:
 def test_payload_travels_with_heartbeats() -> None:
     fd = make()
     fd.payload = b"\x07"
-    (_, msg), = fd.step(Tick(0)).send
+    ((_, msg),) = fd.step(Tick(0)).send
     other = HeartbeatFailureDetector(B, [A, B, C], 2, 5, 20)
     other.step(Tick(0))
     other.step(Receive(A, decode_heartbeat(msg.encode())))
@@ -118,7 +118,13 @@ def test_payload_travels_with_heartbeats() -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b"\xc0", b"\xc4\x01\x00\x01\x80", b"\xc5\x01\x81\x00\x01\x80", b"\xc4\x01\x01\x01\x80\x00"],
+    [
+        b"",
+        b"\xc0",
+        b"\xc4\x01\x00\x01\x80",
+        b"\xc5\x01\x81\x00\x01\x80",
+        b"\xc4\x01\x01\x01\x80\x00",
+    ],
 )
 def test_decode_rejects_malformed_heartbeats(data: bytes) -> None:
     with pytest.raises(InvalidMessage):
