@@ -1,1 +1,68 @@
-"""p2p."""
+"""p2p: Trio networking for Phalanx nodes; carries opaque payloads.
+
+Length-prefixed frames (:mod:`p2p.framing`), an authenticated X25519/Ed25519 handshake
+(:mod:`p2p.handshake`), ChaCha20-Poly1305 sessions (:mod:`p2p.session`), message envelopes
+with Lamport timestamps (:mod:`p2p.messages`, :mod:`p2p.lamport`), the per-connection driver
+(:mod:`p2p.transport`), the peer manager (:mod:`p2p.peers`, policy in :mod:`p2p.policy`),
+transaction gossip (:mod:`p2p.gossip` core, :mod:`p2p.gossip_service` driver) and heartbeats
+(:mod:`p2p.heartbeat`). Imports nothing from chain, consensus or node.
+"""
+
+from p2p.config import P2PConfig
+from p2p.errors import (
+    ConnectionClosed,
+    FrameTooLarge,
+    HandshakeFailed,
+    HandshakeTimeout,
+    InvalidEnvelope,
+    MessageTooLarge,
+    P2PError,
+    PeerBanned,
+    PeerFlooding,
+    QueueFull,
+    SessionError,
+    UnknownPeer,
+)
+from p2p.gossip import GossipConfig, GossipOutput, TxGossip
+from p2p.gossip_service import GossipService
+from p2p.handshake import Handshake, Identity, Role
+from p2p.heartbeat import Heartbeat, HeartbeatService, HeartbeatTracker
+from p2p.lamport import LamportClock
+from p2p.messages import Envelope, Inbound, Kind, PeerId
+from p2p.peers import PeerInfo, PeerManager, PeerStatistics
+from p2p.session import Session
+
+__all__ = [
+    "ConnectionClosed",
+    "Envelope",
+    "FrameTooLarge",
+    "GossipConfig",
+    "GossipOutput",
+    "GossipService",
+    "Handshake",
+    "HandshakeFailed",
+    "HandshakeTimeout",
+    "Heartbeat",
+    "HeartbeatService",
+    "HeartbeatTracker",
+    "Identity",
+    "Inbound",
+    "InvalidEnvelope",
+    "Kind",
+    "LamportClock",
+    "MessageTooLarge",
+    "P2PConfig",
+    "P2PError",
+    "PeerBanned",
+    "PeerFlooding",
+    "PeerId",
+    "PeerInfo",
+    "PeerManager",
+    "PeerStatistics",
+    "QueueFull",
+    "Role",
+    "Session",
+    "SessionError",
+    "TxGossip",
+    "UnknownPeer",
+]
