@@ -1,0 +1,183 @@
+"""The ledger: atomic block commits, reads, indexes, rejection of bad blocks, reopening."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chain.block import Block, make_certificate
+from chain.db import KeyValueDB, LevelDB, MemoryDB
+from chain.genesis import make_dev_genesis
+from chain.keys import PrivateKey
+from chain.ledger import GenesisMismatch, InvalidBlock, Ledger, NotFound
+from chain.state import full_state_root
+from tests.chain.chaingen import BALANCE, CHAIN_ID, ChainGen
+
+
+@pytest.fixture(params=["memory", "level"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[KeyValueDB]:
+    store: KeyValueDB = MemoryDB() if request.param == "memory" else LevelDB(tmp_path / "db")
+    yield store
+    store.close()
+
+
+def _dump(db: KeyValueDB) -> list[tuple[bytes, bytes]]:
+    return list(db.iterate())
+
+
+def test_open_empty_db_writes_genesis(db: KeyValueDB) -> None:
+    gen = ChainGen()
+    ledger = gen.open(db)
+    assert ledger.height == 0
+    block0 = ledger.block(0)
+    assert block0.hash == ledger.head.block_hash
+    assert ledger.block_by_hash(block0.hash) == block0
+    assert ledger.receipts(0) == []
+    for key in gen.keys:
+        assert ledger.account(key.address).balance == BALANCE
+    assert ledger.account(gen.validator.address).balance == 0
+    assert ledger.latest_checkpoint.height == 0
+    assert ledger.latest_checkpoint.full_root == full_state_root(db)
+    with pytest.raises(NotFound, match="genesis"):
+        ledger.certificate(0)
+
+
+def test_commit_blocks_and_read_them_back(db: KeyValueDB) -> None:
+    gen = ChainGen()
+    ledger = gen.open(db)
+    committed = []
+    for _ in range(4):
+        block, cert, result = gen.next_block(ledger)
+        ledger.commit_block(block, cert, result)
+        committed.append((block, cert, result))
+        assert ledger.head.block_hash == block.hash
+        assert ledger.state_root == result.state_root
+    assert ledger.height == 4
+    for block, cert, result in committed:
+        h = block.header.height
+        assert ledger.block(h) == block
+        assert ledger.block(h).encoded == block.encoded
+        assert ledger.block_by_hash(block.hash) == block
+        assert ledger.certificate(h) == cert
+        assert ledger.receipts(h) == list(result.receipts)
+        for index, tx in enumerate(block.transactions):
+            loc = ledger.transaction(tx.hash)
+            assert (loc.height, loc.index) == (h, index)
+            assert loc.tx == tx
+            assert loc.receipt == result.receipts[index]
+            assert loc.receipt.tx_hash == tx.hash
+    # Parents chain and every header's state root is the previous head's commitment.
+    for h in range(1, 5):
+        assert ledger.block(h).header.parent_hash == ledger.block(h - 1).hash
+    # Money moved: fees went to the proposer, nonces advanced.
+    assert ledger.account(gen.validator.address).balance > 0
+    assert sum(ledger.account(k.address).nonce for k in gen.keys) == 4 * gen.txs_per_block
+
+
+def test_reads_out_of_range_are_clear_errors(db: KeyValueDB) -> None:
+    gen = ChainGen()
+    ledger = gen.open(db)
+    gen.commit_next(ledger, 2)
+    with pytest.raises(NotFound, match="head is at 2"):
+        ledger.block(3)
+    with pytest.raises(NotFound):
+        ledger.receipts(99)
+    with pytest.raises(NotFound, match="no stored block"):
+        ledger.block_by_hash(b"\x01" * 32)
+    with pytest.raises(NotFound, match="no committed transaction"):
+        ledger.transaction(b"\x02" * 32)
+    with pytest.raises(NotFound):
+        ledger.transaction(b"short")
+
+
+@pytest.mark.parametrize(
+    "defect",
+    ["height", "parent", "state_root", "chain_id", "certificate", "receipts"],
+)
+def test_bad_block_rejected_and_nothing_written(db: KeyValueDB, defect: str) -> None:
+    gen = ChainGen()
+    ledger = gen.open(db)
+    gen.commit_next(ledger, 1)
+    before = _dump(db)
+    head = ledger.head
+    block, cert, result = gen.next_block(ledger)
+    changes = {
+        "height": {"height": head.height + 2},
+        "parent": {"parent_hash": b"\x07" * 32},
+        "state_root": {"state_root": b"\x08" * 32},
+        "chain_id": {"chain_id": CHAIN_ID + 1},
+    }
+    if defect in changes:
+        # Forged headers, as a Byzantine peer could send them (build_block would refuse).
+        bad = Block(block.header.copy(**changes[defect]), block.transactions, block.last_commit)
+        bad_cert = make_certificate(height=bad.header.height, view=0, block_hash=bad.hash, votes=[])
+        with pytest.raises(InvalidBlock, match=defect.replace("_", " ").split()[0]):
+            ledger.commit_block(bad, bad_cert, result)
+    elif defect == "certificate":
+        other = make_certificate(
+            height=block.header.height, view=0, block_hash=b"\x09" * 32, votes=[]
+        )
+        with pytest.raises(InvalidBlock, match="certificate"):
+            ledger.commit_block(block, other, result)
+    else:
+        short = type(result)(**{**result.__dict__, "receipts": tuple(result.receipts)[:-1]})
+        with pytest.raises(InvalidBlock, match="receipts"):
+            ledger.commit_block(block, cert, short)
+    assert _dump(db) == before
+    assert ledger.head == head
+    # The good block still commits afterwards.
+    ledger.commit_block(block, cert, result)
+    assert ledger.height == head.height + 1
+
+
+def test_reopen_gives_same_head_and_continues(tmp_path: Path) -> None:
+    gen = ChainGen()
+    path = tmp_path / "db"
+    db = LevelDB(path)
+    ledger = gen.open(db)
+    gen.commit_next(ledger, 3)
+    head = ledger.head
+    db.close()
+    db = LevelDB(path, create=False)
+    again = gen.open(db)
+    assert again.head == head
+    assert again.block(3).hash == head.block_hash
+    gen.commit_next(again, 2)
+    assert again.height == 5
+    db.close()
+
+
+def test_reopen_with_another_genesis_is_refused(db: KeyValueDB) -> None:
+    gen = ChainGen()
+    gen.open(db)
+    other = make_dev_genesis(
+        [PrivateKey.from_seed(b"\x05" * 32)], chain_id=CHAIN_ID, balances={b"\x01" * 20: 5}
+    )
+    with pytest.raises(GenesisMismatch, match="another|not from"):
+        Ledger.open(db, other)
+
+
+def test_two_fresh_ledgers_fed_the_same_blocks_agree(tmp_path: Path) -> None:
+    gen = ChainGen(seed=3)
+    source = gen.open(MemoryDB())
+    mirror_db = LevelDB(tmp_path / "mirror")
+    mirror = gen.open(mirror_db)
+    for _ in range(7):
+        block, cert, _ = gen.next_block(source)
+        # Each ledger executes the block itself on its own state.
+        source.commit_block(block, cert, gen.executor.apply_block(source.state(), block))
+        mirror.commit_block(block, cert, gen.executor.apply_block(mirror.state(), block))
+        assert mirror.head == source.head
+    assert [source.block(h).hash for h in range(8)] == [mirror.block(h).hash for h in range(8)]
+    assert full_state_root(source.db) == full_state_root(mirror_db)
+    mirror_db.close()
+
+
+def test_unsynced_commit_is_still_atomic_and_readable(db: KeyValueDB) -> None:
+    gen = ChainGen()
+    ledger = gen.open(db)
+    block, cert, result = gen.next_block(ledger)
+    ledger.commit_block(block, cert, result, sync=False)
+    assert ledger.block(1) == block
