@@ -49,15 +49,18 @@ def encode_pair(key: bytes, value: bytes) -> bytes:
 
 
 def _encode_uint(value: int) -> bytes:
-    if value == 0:
-        return b"\x80"
-    return encode_bytes(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+    if value < 0x80:
+        return b"\x80" if value == 0 else bytes((value,))
+    raw = value.to_bytes((value.bit_length() + 7) // 8, "big")
+    return bytes((0x80 + len(raw),)) + raw  # at most 32 bytes: always the short form
 
 
 def encode_account_fields(nonce: int, balance: int, code_hash: bytes) -> bytes:
     """RLP of ``[nonce, balance, code_hash]`` exactly as ``Account`` encodes it."""
     assert 0 <= nonce <= _UINT64_MAX and 0 <= balance <= _UINT256_MAX and len(code_hash) == 32
-    return encode_list_payload(_encode_uint(nonce) + _encode_uint(balance) + b"\xa0" + code_hash)
+    payload = _encode_uint(nonce) + _encode_uint(balance) + b"\xa0" + code_hash
+    n = len(payload)  # 34..75 bytes
+    return (bytes((0xC0 + n,)) if n <= 55 else bytes((0xF8, n))) + payload
 
 
 def _read_item(data: bytes, pos: int) -> tuple[bytes, int]:

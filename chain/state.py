@@ -409,8 +409,11 @@ class StateDB:
         for address, acct in self._accounts.items():
             if acct == clean_accounts[address]:
                 continue
-            key = make_account_key(address)
-            changes[key] = None if acct == _EMPTY else encode_account_fields(*acct)
+            nonce, balance, code_hash = acct
+            empty = nonce == 0 and balance == 0 and code_hash == EMPTY_CODE_HASH
+            changes[make_account_key(address)] = (
+                None if empty else encode_account_fields(nonce, balance, code_hash)
+            )
         clean_storage = self._clean_storage
         for key, word in self._storage.items():
             if word == clean_storage[key]:
@@ -421,7 +424,7 @@ class StateDB:
             if code_hash not in self._clean_code and self._db.get(key) is None:
                 changes[key] = code
 
-        writes = {key: changes[key] for key in sorted(changes)}
+        writes = dict(sorted(changes.items()))
         payload = b"".join(encode_pair(k, b"" if v is None else v) for k, v in writes.items())
         digest = hashlib.sha256(encode_list_payload(payload)).digest()
         self._commitment = hashlib.sha256(STATE_DOMAIN + self._commitment + digest).digest()
