@@ -1,0 +1,638 @@
+"""The PBFT replica: a sans-IO engine (``step(input) -> Output``) after Castro & Liskov.
+
+Theory of operation
+-------------------
+Normal case, one value per sequence number::
+
+    Propose(value) at the primary --> PrePrepare(v, n, d, value) to all
+    backup accepts it (signed by primary(v), view v, h < n <= H, d = digest(value),
+        validity(value), no other accepted digest for (v, n))   --> Prepare(v, n, d) to all
+    prepared  = pre-prepare + quorum-1 matching prepares from backups --> Commit(v, n, d)
+    committed = prepared + quorum matching commits --> deliver in seq order, with a
+        Certificate of quorum signed commits
+
+Proposals made at a backup are remembered as *pending* and broadcast in a signed ``Request``
+(re-sent on retransmission, like a PBFT client multicasting its request): the primary queues
+it, the other backups keep it pending too. Pending work runs every backup's view-change
+timer, so a primary that ignores requests is replaced, and whichever replica becomes primary
+proposes the pending values.
+
+Checkpoints, garbage collection and state transfer live in :mod:`._checkpoints`; view change
+in :mod:`._viewchange`; proof checks in :mod:`._proofs`.
+
+Catch-up: every ``retransmit_ticks`` each replica re-sends its own messages for unfinished
+sequence numbers (bounded) and a signed ``Status``. A peer that is ahead answers with
+``CommittedProof`` messages (value + quorum of commits), its stable checkpoint proof when the
+sender is below it, and its NewView when the sender is in an older view.
+
+Persistence: every message we sign is in ``out.persist`` before it appears in ``out.send``,
+as are prepared certificates and stable checkpoint proofs. ``restore(records)`` rebuilds the
+votes, view, prepared certificates and stable checkpoint, so a restarted replica never signs
+a conflicting vote. After ``restore`` the driver feeds ``Applied(head_seq, head_root)`` for
+its durable ledger head (null requests count as values: the driver reports ``Applied`` for
+them too).
+
+Peers' bad input (non-member, bad signature, stale view, outside watermarks, oversized,
+invalid) is dropped and counted by reason in :meth:`PbftReplica.statistics`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from consensus.contract import (
+    ALL,
+    Applied,
+    Certificate,
+    ConsensusBug,
+    Delivery,
+    Input,
+    InvalidMessage,
+    NodeId,
+    Output,
+    Propose,
+    Receive,
+    Signer,
+    Tick,
+    Validity,
+    Verifier,
+)
+from consensus.pbft._checkpoints import CheckpointMixin
+from consensus.pbft._core import PbftStatistics, Phase
+from consensus.pbft._log import Committed, Slot
+from consensus.pbft._proofs import (
+    certificate_from_commits,
+    check_committed_proof,
+    verify_certificate,
+)
+from consensus.pbft._viewchange import ViewChangeMixin
+from consensus.pbft.config import PbftConfig
+from consensus.pbft.messages import (
+    Checkpoint,
+    CheckpointProof,
+    Commit,
+    CommittedProof,
+    NewView,
+    PbftMessage,
+    Prepare,
+    PreparedCert,
+    PrePrepare,
+    Request,
+    Status,
+    ViewChange,
+    decode_record,
+)
+
+__all__ = ["PbftReplica", "PbftStatistics", "Phase", "verify_certificate"]
+
+
+class PbftReplica(ViewChangeMixin, CheckpointMixin):
+    """One PBFT replica. See the module docstring for the protocol.
+
+    Args:
+        config: the instance's parameters (shared by all replicas).
+        node_id: this replica's id, ``0 <= node_id < n``.
+        signer: signs with this replica's key.
+        verifier: checks every replica's signatures.
+        validity: application check of a proposed value; invalid values get no prepare.
+        rng: injected randomness (currently unused by the protocol; kept for the contract).
+    """
+
+    def __init__(
+        self,
+        config: PbftConfig,
+        node_id: NodeId,
+        signer: Signer,
+        verifier: Verifier,
+        validity: Validity,
+        rng: random.Random,
+    ) -> None:
+        super().__init__(config, node_id, signer, verifier, validity, rng)
+        self._handlers: dict[type, Callable[[Any, Output], None]] = {
+            PrePrepare: self._on_pre_prepare,
+            Prepare: self._on_prepare,
+            Commit: self._on_commit,
+            Checkpoint: self._on_checkpoint,
+            ViewChange: self._on_view_change,
+            NewView: self._on_new_view,
+            Request: self._on_request,
+            Status: self._on_status,
+            CommittedProof: self._on_committed_proof,
+        }
+
+    # --- the engine contract -------------------------------------------------------------
+
+    def step(self, event: Input) -> Output:
+        """Process one input and return the effects to execute in order.
+
+        Raises:
+            ConsensusBug: one of our own invariants broke (never for a peer's bad message).
+        """
+        self._started = True
+        self._delivery_base = self.last_executed
+        out = Output()
+        if isinstance(event, Receive):
+            self._on_receive(event.message, out)
+        elif isinstance(event, Tick):
+            self._on_tick(event, out)
+        elif isinstance(event, Propose):
+            self._on_propose(event.value, out)
+        elif isinstance(event, Applied):
+            self._on_applied(event, out)
+        else:
+            raise TypeError(f"unknown input {event!r}")
+        self._update_timer()
+        self._check_invariants(out)
+        return out
+
+    def statistics(self) -> PbftStatistics:
+        """A snapshot of the replica's progress and drop counters."""
+        return PbftStatistics(
+            node_id=int(self.node_id),
+            view=self.view,
+            phase=self.phase.value,
+            primary=int(self.primary_of(self.view)),
+            last_executed=self.last_executed,
+            stable_checkpoint=self.low,
+            low_watermark=self.low,
+            high_watermark=self.high,
+            in_flight=sum(1 for s, slot in self._slots.items() if s > self.last_executed and slot.pre_prepare),
+            queued=len(self._queue),
+            pending=len(self._pending),
+            delivered=self._delivered_count,
+            view_changes=self._view_change_count,
+            timer_deadline=self._deadline,
+            dropped=tuple(sorted(self._dropped.items())),
+            evidence=self._evidence_count,
+        )
+
+    def verify_certificate(self, cert: Certificate, value_digest: bytes) -> bool:
+        """True iff ``cert`` is a valid commit certificate for ``value_digest``."""
+        return verify_certificate(self.config, self._verifier, cert, value_digest)
+
+    # --- inputs --------------------------------------------------------------------------
+
+    def _on_receive(self, msg: Any, out: Output) -> None:
+        if isinstance(msg, bytes | bytearray):
+            try:
+                msg = decode_record(bytes(msg))
+            except InvalidMessage:
+                self._drop("malformed")
+                return
+        handler = self._handlers.get(type(msg))
+        if handler is None:
+            self._drop("unknown-message")
+            return
+        if not 0 <= msg.sender < self.config.n:
+            self._drop("non-member")
+            return
+        if msg.sender == self.node_id:
+            self._drop("own-message")
+            return
+        handler(msg, out)
+
+    def _on_tick(self, ev: Tick, out: Output) -> None:
+        self.now = max(self.now, ev.now)
+        if self._deadline is not None and self.now >= self._deadline:
+            self._deadline = None
+            self._start_view_change(self.view + 1, out)
+        self._tick_state_transfer(out)
+        if self.now - self._last_retransmit >= self.config.retransmit_ticks:
+            self._last_retransmit = self.now
+            self._retransmit(out)
+
+    def _on_propose(self, value: bytes, out: Output) -> None:
+        if not value:
+            self._drop("empty-proposal")
+            return
+        if len(value) > self.config.value_bytes_max:
+            self._drop("oversized")
+            return
+        digest = self.config.digest_of(value)
+        if digest in self._recent or digest in self._queued or digest in self._pending:
+            self._drop("duplicate-proposal")
+            return
+        if not self._validity(value):
+            self._drop("invalid-value")
+            return
+        if self.phase is Phase.NORMAL and self.is_primary:
+            self._enqueue(value, digest, out)
+            return
+        self._keep_pending(digest, value)
+        if digest in self._pending and self.phase is Phase.NORMAL:
+            request = self._sign(Request(value, self.node_id))
+            out.send.append((ALL, request))
+
+    def _enqueue(self, value: bytes, digest: bytes, out: Output) -> None:
+        if digest in self._queued:
+            return
+        if len(self._queue) >= self.config.proposal_queue_max:
+            self._drop("queue-full")
+            return
+        self._queue.append(value)
+        self._queued.add(digest)
+        self._try_propose(out)
+
+    # --- normal case ---------------------------------------------------------------------
+
+    def _view_ok(self, msg: PbftMessage, view: int) -> bool:
+        """Is ``msg`` (of ``view``) for our current, working view? Buffers future ones."""
+        if view < self.view:
+            self._drop("stale-view")
+            return False
+        if view > self.view or self.phase is Phase.VIEW_CHANGE:
+            if len(self._future) >= self.config.future_messages_max:
+                self._drop("future-full")
+            elif self._authentic(msg):
+                self._future.append(msg)
+            return False
+        return True
+
+    def _dispatch_verified(self, msg: PbftMessage, out: Output) -> None:
+        if isinstance(msg, PrePrepare):
+            self._on_pre_prepare(msg, out, verified=True)
+        elif isinstance(msg, Prepare):
+            self._on_prepare(msg, out, verified=True)
+        elif isinstance(msg, Commit):
+            self._on_commit(msg, out, verified=True)
+
+    def _on_pre_prepare(self, pp: PrePrepare, out: Output, verified: bool = False) -> None:
+        if not self._view_ok(pp, pp.view):
+            return
+        if pp.sender != self.primary_of(pp.view):
+            self._drop("not-primary")
+            return
+        if not self._in_window(pp.seq):
+            self._drop("outside-watermarks")
+            return
+        if len(pp.value) > self.config.value_bytes_max:
+            self._drop("oversized")
+            return
+        slot = self._slot(pp.seq)
+        have = slot.pre_prepare
+        if have is not None:
+            if have.digest == pp.digest:
+                self._drop("duplicate")
+            elif verified or self._authentic(pp):
+                self._evidence(out, pp.sender, "equivocation", have, pp, pp.view, pp.seq)
+                self._drop("equivocation")
+            return
+        if not verified and not self._authentic(pp):
+            return
+        if self.config.digest_of(pp.value) != pp.digest:
+            self._drop("bad-digest")
+            return
+        if pp.value and not self._validity(pp.value):
+            self._drop("invalid-value")
+            return
+        voted = self._voted.get((pp.view, pp.seq))
+        if voted is not None and voted != pp.digest:
+            self._drop("conflicts-own-vote")
+            return
+        if slot.committed is not None and slot.committed.digest != pp.digest:
+            self._drop("conflicts-committed")
+            return
+        slot.pre_prepare = pp
+        if self.node_id != pp.sender:
+            prepare = self._sign(Prepare(pp.view, pp.seq, pp.digest, self.node_id))
+            assert isinstance(prepare, Prepare)
+            self._voted[(pp.view, pp.seq)] = pp.digest
+            slot.prepares[self.node_id] = prepare
+            out.persist.append(prepare)
+            out.send.append((ALL, prepare))
+        self._advance(slot, out)
+
+    def _on_prepare(self, p: Prepare, out: Output, verified: bool = False) -> None:
+        if not self._view_ok(p, p.view):
+            return
+        if p.sender == self.primary_of(p.view):
+            self._drop("prepare-from-primary")
+            return
+        if not self._in_window(p.seq):
+            self._drop("outside-watermarks")
+            return
+        slot = self._slot(p.seq)
+        have = slot.prepares.get(p.sender)
+        if have is not None:
+            if have.digest == p.digest:
+                self._drop("duplicate")
+            elif verified or self._authentic(p):
+                self._evidence(out, p.sender, "double-prepare", have, p, p.view, p.seq)
+                self._drop("double-prepare")
+            return
+        if not verified and not self._authentic(p):
+            return
+        slot.prepares[p.sender] = p
+        self._advance(slot, out)
+
+    def _on_commit(self, c: Commit, out: Output, verified: bool = False) -> None:
+        if not self._view_ok(c, c.view):
+            return
+        if not self._in_window(c.seq):
+            self._drop("outside-watermarks")
+            return
+        slot = self._slot(c.seq)
+        have = slot.commits.get(c.sender)
+        if have is not None:
+            if have.digest == c.digest:
+                self._drop("duplicate")
+            elif verified or self._authentic(c):
+                self._evidence(out, c.sender, "double-commit", have, c, c.view, c.seq)
+                self._drop("double-commit")
+            return
+        if not verified and not self._authentic(c):
+            return
+        slot.commits[c.sender] = c
+        self._advance(slot, out)
+
+    def _advance(self, slot: Slot, out: Output) -> None:
+        """Move ``slot`` to prepared (send a commit) and committed (deliver) when quorums allow."""
+        pp = slot.pre_prepare
+        if pp is None or pp.view != self.view or self.phase is not Phase.NORMAL:
+            return
+        quorum = self.config.quorum
+        if not slot.prepared_in_view():
+            prepares = slot.matching_prepares(self.primary_of(pp.view))
+            if len(prepares) < quorum - 1:
+                return
+            cert = PreparedCert(pp, tuple(prepares[: quorum - 1]))
+            slot.prepared = cert
+            out.persist.append(cert)
+            voted = self._voted.get((pp.view, pp.seq))
+            if voted is not None and voted != pp.digest:
+                raise ConsensusBug(f"prepared ({pp.view}, {pp.seq}) against our own vote")
+            self._voted[(pp.view, pp.seq)] = pp.digest
+            commit = self._sign(Commit(pp.view, pp.seq, pp.digest, self.node_id))
+            assert isinstance(commit, Commit)
+            out.persist.append(commit)
+            out.send.append((ALL, commit))
+            slot.commits.setdefault(self.node_id, commit)
+        if slot.committed is None:
+            commits = slot.matching_commits(pp.digest)
+            if len(commits) < quorum:
+                return
+            chosen = tuple(commits[:quorum])
+            cert_c = certificate_from_commits(self.config, chosen)
+            slot.committed = Committed(pp.view, pp.digest, pp.value, chosen, cert_c)
+            self._deliver_ready(out)
+
+    def _deliver_ready(self, out: Output) -> None:
+        progressed = False
+        while True:
+            slot = self._slots.get(self.last_executed + 1)
+            if slot is None or slot.committed is None:
+                break
+            done = slot.committed
+            out.deliver.append(Delivery(seq=slot.seq, value=done.value, certificate=done.certificate))
+            self.last_executed = slot.seq
+            self._delivered_count += 1
+            self._pending.pop(done.digest, None)
+            self._remember_delivered(done.digest, slot.seq)
+            progressed = True
+        if progressed:
+            if self.phase is Phase.NORMAL:
+                self._vc_attempts = 0
+            if self._deadline is not None:
+                self._deadline = self.now + self._timeout()
+            self._check_stable_candidates(out)
+            self._try_propose(out)
+
+    def _try_propose(self, out: Output) -> None:
+        if self.phase is not Phase.NORMAL or not self.is_primary:
+            return
+        self._next_seq = max(self._next_seq, self.last_executed + 1)
+        while (
+            self._queue
+            and self._next_seq <= self.high
+            and self._next_seq - 1 - self.last_executed < self.config.batch_values_max
+        ):
+            value = self._queue.popleft()
+            digest = self.config.digest_of(value)
+            self._queued.discard(digest)
+            if digest in self._recent or self._digest_in_flight(digest):
+                continue
+            seq = self._next_seq
+            self._next_seq += 1
+            if (self.view, seq) in self._voted:
+                self._queue.appendleft(value)
+                self._queued.add(digest)
+                continue
+            pp = self._sign(PrePrepare(self.view, seq, digest, value, self.node_id))
+            assert isinstance(pp, PrePrepare)
+            self._voted[(self.view, seq)] = digest
+            out.persist.append(pp)
+            out.send.append((ALL, pp))
+            slot = self._slot(seq)
+            slot.pre_prepare = pp
+            self._advance(slot, out)
+
+    def _on_request(self, r: Request, out: Output) -> None:
+        if not r.value or len(r.value) > self.config.value_bytes_max:
+            self._drop("oversized" if r.value else "empty-proposal")
+            return
+        digest = self.config.digest_of(r.value)
+        if (
+            digest in self._queued
+            or digest in self._recent
+            or digest in self._pending
+            or self._digest_in_flight(digest)
+        ):
+            self._drop("duplicate")
+            return
+        if not self._authentic(r):
+            return
+        if not self._validity(r.value):
+            self._drop("invalid-value")
+            return
+        if self.phase is Phase.NORMAL and self.is_primary:
+            self._enqueue(r.value, digest, out)
+        else:
+            self._keep_pending(digest, r.value)
+
+    # --- catch-up and retransmission -----------------------------------------------------
+
+    def _retransmit(self, out: Output) -> None:
+        if self.phase is Phase.NORMAL:
+            sent = 0
+            for seq in sorted(self._slots):
+                if sent >= self.config.retransmit_slots_max:
+                    break
+                slot = self._slots[seq]
+                if seq <= self.last_executed or slot.view != self.view:
+                    continue
+                mine: list[PbftMessage] = []
+                if slot.pre_prepare is not None and slot.pre_prepare.sender == self.node_id:
+                    mine.append(slot.pre_prepare)
+                for vote in (slot.prepares.get(self.node_id), slot.commits.get(self.node_id)):
+                    if vote is not None:
+                        mine.append(vote)
+                for m in mine:
+                    out.send.append((ALL, m))
+                sent += 1 if mine else 0
+            self._forward_pending(out)
+        elif self._my_vc is not None and self._my_vc.new_view == self.view:
+            out.send.append((ALL, self._my_vc))
+        for c in self._checkpoints_to_resend():
+            out.send.append((ALL, c))
+        status = self._sign(Status(self.view, self.last_executed, self.low, self.node_id))
+        out.send.append((ALL, status))
+
+    def _on_status(self, st: Status, out: Output) -> None:
+        if st.last_executed >= self.last_executed and st.view >= self.view:
+            return
+        if not self._authentic(st) or not self._reply_allowed(st.sender):
+            return
+        if st.view < self.view and self.phase is Phase.NORMAL and self._new_view is not None:
+            out.send.append((st.sender, self._new_view))
+        if st.last_executed >= self.last_executed:
+            return
+        if st.last_executed < self.low:
+            for c in self._stable_proof_for(st.sender):
+                out.send.append((st.sender, c))
+        start = max(st.last_executed, self.low) + 1
+        stop = min(self.last_executed, start + self.config.catchup_batch_max - 1)
+        for seq in range(start, stop + 1):
+            slot = self._slots.get(seq)
+            if slot is None or slot.committed is None:
+                continue
+            proof = self._committed_proof(slot)
+            out.send.append((st.sender, proof))
+
+    def _committed_proof(self, slot: Slot) -> CommittedProof:
+        done = slot.committed
+        assert done is not None
+        cached = slot.proof
+        if cached is None:
+            signed = self._sign(CommittedProof(slot.seq, done.value, done.commits, self.node_id))
+            assert isinstance(signed, CommittedProof)
+            cached = signed
+            slot.proof = cached
+        return cached
+
+    def _on_committed_proof(self, cp: CommittedProof, out: Output) -> None:
+        if cp.seq <= self.last_executed:
+            self._drop("stale-proof")
+            return
+        if not self._in_window(cp.seq):
+            self._drop("outside-watermarks")
+            return
+        slot = self._slots.get(cp.seq)
+        if slot is not None and slot.committed is not None:
+            self._drop("duplicate")
+            return
+        if not self._authentic(cp):
+            return
+        cert = check_committed_proof(self.config, self._verifier, cp)
+        if cert is None:
+            self._drop("invalid-proof")
+            return
+        chosen = tuple(sorted(cp.commits, key=lambda c: c.sender)[: self.config.quorum])
+        slot = self._slot(cp.seq)
+        slot.committed = Committed(cert.view, cert.digest, cp.value, chosen, cert)
+        self._deliver_ready(out)
+
+    # --- restart -------------------------------------------------------------------------
+
+    def restore(self, records: Sequence[Any]) -> None:
+        """Rebuild votes, view, prepared certificates and stable checkpoint from ``records``.
+
+        Records are what this replica put in ``out.persist`` (objects or their encodings).
+        Call once on a fresh replica, before any ``step``; then feed ``Applied`` for the
+        driver's durable head.
+
+        Raises:
+            ConsensusBug: called after ``step``, or a record is not ours / not decodable.
+        """
+        if self._started:
+            raise ConsensusBug("restore() must come before the first step()")
+        own_votes: list[PrePrepare | Prepare | Commit] = []
+        prepared: dict[int, PreparedCert] = {}
+        stable: CheckpointProof | None = None
+        my_vc: ViewChange | None = None
+        my_nv: NewView | None = None
+        for raw in records:
+            rec = raw
+            if isinstance(raw, bytes | bytearray):
+                try:
+                    rec = decode_record(bytes(raw))
+                except InvalidMessage as e:
+                    raise ConsensusBug(f"undecodable persisted record: {e}") from e
+            if isinstance(rec, PreparedCert):
+                have = prepared.get(rec.seq)
+                if have is None or rec.view > have.view:
+                    prepared[rec.seq] = rec
+            elif isinstance(rec, CheckpointProof):
+                if stable is None or rec.seq > stable.seq:
+                    stable = rec
+            elif getattr(rec, "sender", None) != self.node_id:
+                raise ConsensusBug(f"persisted record not signed by us: {rec!r}")
+            elif isinstance(rec, PrePrepare | Prepare | Commit):
+                own_votes.append(rec)
+            elif isinstance(rec, Checkpoint):
+                self._own_checkpoints[rec.seq] = rec
+            elif isinstance(rec, ViewChange):
+                if my_vc is None or rec.new_view > my_vc.new_view:
+                    my_vc = rec
+            elif isinstance(rec, NewView):
+                if my_nv is None or rec.view > my_nv.view:
+                    my_nv = rec
+                own_votes.extend(rec.pre_prepares)
+        self._stable = stable
+        h = self.low
+        self.last_executed = h
+        self._delivery_base = h
+        vote_views = [v.view for v in own_votes]
+        self.view = max([0, *vote_views, *([my_vc.new_view] if my_vc else []), *([my_nv.view] if my_nv else [])])
+        in_view_votes = any(v == self.view for v in vote_views)
+        if my_vc is not None and my_vc.new_view == self.view and not in_view_votes:
+            self.phase = Phase.VIEW_CHANGE
+            self._view_changes[self.view] = {self.node_id: my_vc}
+        self._my_vc = my_vc
+        if my_nv is not None and my_nv.view == self.view and self.phase is Phase.NORMAL:
+            self._new_view = my_nv
+        for seq, cert in sorted(prepared.items()):
+            if self._in_window(seq):
+                self._slots[seq] = Slot(seq, view=cert.view, pre_prepare=cert.pre_prepare, prepared=cert)
+        for vote in own_votes:
+            if vote.seq <= h:
+                continue
+            voted = self._voted.get((vote.view, vote.seq))
+            if voted is not None and voted != vote.digest:
+                raise ConsensusBug(f"persisted conflicting votes for ({vote.view}, {vote.seq})")
+            self._voted[(vote.view, vote.seq)] = vote.digest
+            slot_r = self._slots.get(vote.seq)
+            if slot_r is None or slot_r.view != vote.view or not self._in_window(vote.seq):
+                continue
+            if isinstance(vote, Prepare):
+                slot_r.prepares[self.node_id] = vote
+            elif isinstance(vote, Commit):
+                slot_r.commits[self.node_id] = vote
+        for seq_c in [s for s in self._own_checkpoints if s <= h]:
+            del self._own_checkpoints[seq_c]
+        mine = [v.seq for v in own_votes if isinstance(v, PrePrepare) and v.view == self.view]
+        self._next_seq = max([h, *mine]) + 1
+
+    # --- invariants ----------------------------------------------------------------------
+
+    def _check_invariants(self, out: Output) -> None:
+        if self.low > self.last_executed:
+            raise ConsensusBug(f"stable checkpoint {self.low} beyond last executed {self.last_executed}")
+        expected = self._delivery_base
+        for d in out.deliver:
+            if d.seq != expected + 1:
+                raise ConsensusBug(f"delivered seq {d.seq} after {expected}: not contiguous")
+            expected = d.seq
+        if out.deliver and expected != self.last_executed:
+            raise ConsensusBug("last_executed does not match the deliveries")
+        low, high = self.low, self.high
+        for seq, slot in self._slots.items():
+            if not low < seq <= high:
+                raise ConsensusBug(f"slot {seq} outside watermarks ({low}, {high}]")
+            pp, cert = slot.pre_prepare, slot.prepared
+            if pp is not None and cert is not None and cert.view == pp.view and cert.digest != pp.digest:
+                raise ConsensusBug(f"two prepared digests for ({pp.view}, {seq})")
+            mine = slot.prepares.get(self.node_id)
+            if mine is not None and self._voted.get((mine.view, seq)) != mine.digest:
+                raise ConsensusBug(f"own prepare for ({mine.view}, {seq}) not recorded as our vote")
