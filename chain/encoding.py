@@ -138,6 +138,8 @@ def decode(data: bytes, sedes: Any, *, what: str | None = None) -> Any:
 
 def _reason(e: Exception) -> str:
     msg = str(e.args[0]) if e.args else type(e).__name__
+    if msg.startswith("RLP string ends with -"):  # pyrlp's wording for a truncated item
+        msg = "truncated input"
     inner = getattr(e, "error", None)
     if inner is not None and inner is not e:
         msg = f"{msg} ({_reason(inner)})"
