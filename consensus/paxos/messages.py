@@ -352,19 +352,22 @@ class CatchUp(PaxosMessage):
 
 @dataclass(frozen=True, slots=True)
 class Forward(PaxosMessage):
-    """Values proposed at a non-leader, handed to the leader."""
+    """Values proposed at a non-leader, handed to the leader. ``nonce`` (random) lets the
+    leader drop a duplicated copy of the same Forward."""
 
+    nonce: int
     values: tuple[bytes, ...]
     signature: bytes = b""
     KIND: ClassVar[int] = 8
 
     def _validate(self) -> None:
+        _check_uint("nonce", self.nonce)
         _check_tuple("values", self.values, bytes)
         for v in self.values:
             _check_bytes("value", v, MESSAGE_BYTES_MAX)
 
     def body(self) -> list[Any]:
-        return [list(self.values)]
+        return [self.nonce, list(self.values)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -472,7 +475,7 @@ def _control_inner(kind: int, data: bytes) -> Heartbeat | Election | Answer | Co
     raise InvalidMessage(f"unknown Control kind {kind}")
 
 
-_ARITY = {1: 2, 2: 3, 3: 2, 4: 2, 5: 2, 6: 1, 7: 1, 8: 1, 9: 2, 10: 3, 11: 2}
+_ARITY = {1: 2, 2: 3, 3: 2, 4: 2, 5: 2, 6: 1, 7: 1, 8: 2, 9: 2, 10: 3, 11: 2}
 
 
 def _build(kind: int, sender: NodeId, body: list[Any], sig: bytes) -> PaxosMessage:
@@ -504,7 +507,7 @@ def _build(kind: int, sender: NodeId, body: list[Any], sig: bytes) -> PaxosMessa
     if kind == CatchUp.KIND:
         return CatchUp(sender, _uint(body[0]), sig)
     if kind == Forward.KIND:
-        return Forward(sender, tuple(_bytes(v) for v in _list(body[0])), sig)
+        return Forward(sender, _uint(body[0]), tuple(_bytes(v) for v in _list(body[1])), sig)
     if kind == Checkpoint.KIND:
         return Checkpoint(sender, _uint(body[0]), _bytes(body[1]), sig)
     if kind == CheckpointProof.KIND:

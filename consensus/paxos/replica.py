@@ -103,6 +103,9 @@ from consensus.paxos.messages import (
 
 __all__ = ["PaxosReplica"]
 
+#: Forward nonces remembered to drop duplicated copies.
+_FORWARDS_SEEN_MAX = 4096
+
 
 @dataclass(slots=True)
 class _Proposal:
@@ -174,6 +177,7 @@ class PaxosReplica:
         self._next_slot = 1
         self._inflight: dict[int, _Proposal] = {}
         self._pending: deque[bytes] = deque()
+        self._forwards_seen: dict[tuple[NodeId, int], None] = {}  # insertion-ordered, bounded
         self._retry_at: int | None = None
         # Time and plumbing.
         self._now = 0
@@ -386,6 +390,13 @@ class PaxosReplica:
             self._forward_pending(out)
 
     def _on_forward(self, sender: NodeId, msg: Forward, out: Output, local: bool) -> None:
+        key = (sender, msg.nonce)
+        if key in self._forwards_seen:
+            self._counters["dropped_stale"] += 1
+            return
+        self._forwards_seen[key] = None
+        if len(self._forwards_seen) > _FORWARDS_SEEN_MAX:
+            del self._forwards_seen[next(iter(self._forwards_seen))]
         self._enqueue(msg.values)
 
     def _enqueue(self, values: Sequence[bytes]) -> None:
@@ -404,7 +415,8 @@ class PaxosReplica:
                 self._pending.popleft()
                 for _ in range(min(len(self._pending), self.config.batch_values_max))
             ]
-            self._send(out, leader, Forward(self.node_id, tuple(batch)))
+            nonce = self._rng.getrandbits(64)
+            self._send(out, leader, Forward(self.node_id, nonce, tuple(batch)))
 
     def _flush(self, out: Output) -> None:
         """As leader, put pending values into free slots, one Accept per batch."""
