@@ -72,12 +72,16 @@ class ChainGen:
             sender = self.keys[i]
             nonce = nonces.get(i, state.nonce(sender.address))
             nonces[i] = nonce + 1
+            # Now and then a brand-new recipient, so state keys get created between checkpoints.
+            to = self.keys[j].address
+            if rng.random() < 0.2:
+                to = hashlib.sha256(f"fresh/{self.seed}/{height}/{len(txs)}".encode()).digest()[:20]
             txs.append(
                 make_transaction(
                     sender,
                     chain_id=CHAIN_ID,
                     nonce=nonce,
-                    to=self.keys[j].address,
+                    to=to,
                     amount=rng.randrange(1, 1000),
                     fee=1,
                     gas_limit=TX_BASE_GAS,
