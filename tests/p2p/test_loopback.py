@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import pytest
@@ -156,8 +156,10 @@ async def test_gossip_reaches_every_node_exactly_once_without_echo() -> None:
 
 async def test_heartbeats_reach_every_peer_with_the_status_payload() -> None:
     async with mesh() as managers:
-        services = [HeartbeatService(m, lambda m=m: b"height=7 view=%d" % m.self_id,
-                                     interval_seconds=0.05) for m in managers]
+        def status_of(m: PeerManager) -> Callable[[], bytes]:
+            return lambda: b"height=7 view=%d" % m.self_id
+
+        services = [HeartbeatService(m, status_of(m), interval_seconds=0.05) for m in managers]
         async with trio.open_nursery() as nursery:
             for s in services:
                 await nursery.start(s.run)
