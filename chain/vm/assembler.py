@@ -156,6 +156,10 @@ def assemble(source: str) -> Assembly:
                     width = _LABEL_WIDTH
                 elif operand in consts:
                     width = _width_of(consts[operand])
+                elif _LABEL_RE.match(operand):
+                    raise AssemblyError(
+                        f"unknown constant {operand!r} (define it above; labels need @)", lineno
+                    )
                 else:
                     width = _width_of(_parse_number(operand, lineno))
             else:
