@@ -35,9 +35,7 @@ def test_assembles_to_expected_bytes(source: str, expected: str) -> None:
     assert assemble(source).code.hex() == expected
 
 
-@pytest.mark.parametrize(
-    ("source", "message"),
-    [
+ERRORS = [
         ("ADD\nFROB", "line 2: unknown instruction 'FROB'"),
         ("PUSH", "line 1: PUSH takes exactly one operand"),
         ("PUSH 1 2", "line 1: PUSH takes exactly one operand"),
@@ -57,8 +55,10 @@ def test_assembles_to_expected_bytes(source: str, expected: str) -> None:
         (".runtime\n.runtime", "line 2: only one .runtime section is allowed"),
         ("init:\n.runtime\nPUSH @init", "line 3: label 'init' is in the other section"),
         (".byte 0\n" * 65536, "exceeds 65535"),
-    ],
-)
+]
+
+
+@pytest.mark.parametrize(("source", "message"), ERRORS, ids=[m for _, m in ERRORS])
 def test_errors_name_the_line(source: str, message: str) -> None:
     with pytest.raises(AssemblyError) as info:
         assemble(source)
