@@ -34,8 +34,9 @@ from typing import NoReturn, Protocol
 import rlp
 
 from chain.db import schema
-from chain.encoding import decode, hash32, uint64
+from chain.encoding import decode, encode, encode_list, hash32, uint64
 from chain.errors import ChainError, DecodeError
+from chain.receipt import Receipt
 
 CHECKPOINT_DOMAIN = b"phalanx/checkpoint/v1"
 
@@ -131,6 +132,46 @@ def decode_height(raw: bytes, what: str) -> int:
     if len(raw) != 8:
         raise LedgerCorrupt(f"{what} record has {len(raw)} bytes, expected 8")
     return int.from_bytes(raw, "big")
+
+
+def _rlp_bytes(data: bytes) -> bytes:
+    n = len(data)
+    if n == 1 and data[0] < 0x80:
+        return data
+    if n <= 55:
+        return bytes((0x80 + n,)) + data
+    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes((0xB7 + len(size),)) + size + data
+
+
+def _rlp_uint(value: int) -> bytes:
+    return _rlp_bytes(value.to_bytes((value.bit_length() + 7) // 8, "big")) if value else b"\x80"
+
+
+def encode_receipts(receipts: Sequence[Receipt]) -> bytes:
+    """RLP of the receipt list, byte for byte what ``encode(receipts, CountableList(Receipt))``
+    gives, but assembled by hand for receipts without logs (the generic encoder costs ~50 µs a
+    receipt; a block of 2,000 transfers would spend 100 ms on it inside the commit)."""
+    items = []
+    for r in receipts:
+        if r.logs:
+            items.append(encode(r))
+            continue
+        items.append(
+            encode_list(
+                [
+                    _rlp_bytes(r.tx_hash),
+                    _rlp_uint(r.status),
+                    _rlp_uint(r.gas_used),
+                    _rlp_uint(r.fee_paid),
+                    _rlp_bytes(r.reason),
+                    b"\xc0",
+                    _rlp_bytes(r.contract_address),
+                    _rlp_bytes(r.return_data),
+                ]
+            )
+        )
+    return encode_list(items)
 
 
 def encode_preimage(value: bytes | None) -> bytes:

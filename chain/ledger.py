@@ -55,6 +55,7 @@ from chain._ledger_records import (
     encode_head,
     encode_height,
     encode_preimage,
+    encode_receipts,
     encode_tx_location,
     read_latest_checkpoint,
 )
@@ -313,7 +314,7 @@ class Ledger:
             batch.put(schema.make_block_key(height), block.encoded)
             batch.put(schema.make_block_hash_key(block_hash), encode_height(height))
             batch.put(schema.make_certificate_key(height), certificate.encoded)
-            batch.put(schema.make_receipts_key(height), encode(receipts, _RECEIPTS))
+            batch.put(schema.make_receipts_key(height), encode_receipts(receipts))
             for index, tx_hash in enumerate(tx_hashes):
                 batch.put(schema.make_tx_index_key(tx_hash), encode_tx_location(height, index))
             for key, value in writes.items():
@@ -494,7 +495,7 @@ def _write_genesis(db: KeyValueDB, genesis: Genesis, genesis_hash: bytes) -> Non
     with db.write_batch() as batch:
         batch.put(schema.make_block_key(0), block.encoded)
         batch.put(schema.make_block_hash_key(block.hash), encode_height(0))
-        batch.put(schema.make_receipts_key(0), encode([], _RECEIPTS))
+        batch.put(schema.make_receipts_key(0), encode_receipts([]))
         for key, value in writes.items():
             if value is not None:
                 batch.put(key, value)

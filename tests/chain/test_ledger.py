@@ -6,12 +6,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from chain._ledger_records import encode_receipts
 from chain.block import Block, make_certificate
 from chain.db import KeyValueDB, LevelDB, MemoryDB
+from chain.encoding import CountableList, decode, encode
 from chain.genesis import make_dev_genesis
 from chain.keys import PrivateKey
 from chain.ledger import GenesisMismatch, InvalidBlock, Ledger, NotFound
+from chain.receipt import REASON_BYTES_MAX, Log, Receipt
 from chain.state import full_state_root
 from tests.chain.chaingen import BALANCE, CHAIN_ID, ChainGen
 
@@ -181,3 +186,35 @@ def test_unsynced_commit_is_still_atomic_and_readable(db: KeyValueDB) -> None:
     block, cert, result = gen.next_block(ledger)
     ledger.commit_block(block, cert, result, sync=False)
     assert ledger.block(1) == block
+
+
+_receipts = st.lists(
+    st.builds(
+        Receipt,
+        tx_hash=st.binary(min_size=32, max_size=32),
+        status=st.sampled_from([0, 1]),
+        gas_used=st.integers(0, 2**64 - 1),
+        fee_paid=st.integers(0, 2**256 - 1),
+        reason=st.binary(max_size=REASON_BYTES_MAX // 2),
+        logs=st.lists(
+            st.builds(
+                Log,
+                address=st.binary(min_size=20, max_size=20),
+                topics=st.lists(st.binary(min_size=32, max_size=32), max_size=4).map(tuple),
+                data=st.binary(max_size=80),
+            ),
+            max_size=2,
+        ).map(tuple),
+        contract_address=st.sampled_from([b"", b"\x11" * 20]),
+        return_data=st.binary(max_size=120),
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(_receipts)
+def test_fast_receipt_encoding_is_the_canonical_one(receipts: list[Receipt]) -> None:
+    encoded = encode_receipts(receipts)
+    assert encoded == encode(receipts, CountableList(Receipt))
+    assert list(decode(encoded, CountableList(Receipt))) == receipts
