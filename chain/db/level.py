@@ -82,7 +82,8 @@ class LevelDB:
 
     Args:
         path: the database directory.
-        create: create the database when missing (otherwise a missing database is an error).
+        create: create the database (and its parent directories) when missing; otherwise
+            a missing database is an error.
 
     Raises:
         StorageError: the database is in use by another process, corrupt, or missing.
@@ -90,6 +91,9 @@ class LevelDB:
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
         self.path = os.fspath(path)
+        if create:
+            # LevelDB creates the database directory but not its parents.
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         try:
             self._db: Any = plyvel.DB(self.path, create_if_missing=create)
         except plyvel.Error as e:
