@@ -33,4 +33,8 @@ BENCH_TARGETS: dict[str, BenchTarget] = {
         "testnet.bench_chain",
         "mempool admission and block apply+commit, as ratios to raw Ed25519 verification",
     ),
+    "vm": BenchTarget(
+        "testnet.bench_vm",
+        "contract VM: instructions/s and gas/s on a loop contract, token transfers/s",
+    ),
 }

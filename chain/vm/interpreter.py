@@ -23,7 +23,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from chain.vm._frame import Frame, Log, jump_destinations
-from chain.vm._instructions import DISPATCH, HALT, move_value
+from chain.vm._instructions import DISPATCH, HALT, Handler, move_value
 from chain.vm.errors import (
     CodeTooLarge,
     InvalidOpcode,
@@ -34,7 +34,7 @@ from chain.vm.errors import (
     VMFault,
 )
 from chain.vm.host import BlockContext, Message, VMConfig, VMState
-from chain.vm.opcodes import OPCODES
+from chain.vm.opcodes import OPCODES, Op
 
 __all__ = ["FrameResult", "Machine"]
 
@@ -108,34 +108,43 @@ class Machine:
     def _run(self, f: Frame) -> int:
         """Run ``f`` to completion; return the pc of the halting instruction.
 
+        The step counter lives in a local for speed and is written back to ``self.steps``
+        around CALL (whose child frames count on the same budget) and on exit.
+
         Raises:
             VMFault: with ``pc`` and ``op`` set to the faulting instruction.
         """
         code = f.code
         size = len(code)
         stack = f.stack
-        dispatch = DISPATCH
-        stack_max = self.config.stack_items_max
+        table = _table_for(self.config.stack_items_max)
         steps_max = self.config.steps_max
+        steps = self.steps
         pc = 0
         try:
             while pc < size:
-                entry = dispatch[code[pc]]
+                entry = table[code[pc]]
                 if entry is None:
                     raise InvalidOpcode(f"invalid opcode 0x{code[pc]:02x}")
-                info, handler = entry
-                if f.gas < info.gas:
+                handler, cost, pops, depth_max, is_call = entry
+                gas = f.gas
+                if gas < cost:
                     raise OutOfGas()
-                f.gas -= info.gas
+                f.gas = gas - cost
                 depth = len(stack)
-                if depth < info.pops:
+                if depth < pops:
                     raise StackUnderflow()
-                if depth - info.pops + info.pushes > stack_max:
+                if depth > depth_max:
                     raise StackOverflow()
-                self.steps += 1
-                if self.steps > steps_max:
+                steps += 1
+                if steps > steps_max:
                     raise StepLimitExceeded(f"step limit {steps_max} exceeded")
-                next_pc = handler(f, pc)
+                if is_call:
+                    self.steps = steps
+                    next_pc = handler(f, pc)
+                    steps = self.steps
+                else:
+                    next_pc = handler(f, pc)
                 if next_pc == HALT:
                     return pc
                 pc = next_pc
@@ -145,4 +154,27 @@ class Machine:
                 info_at = OPCODES.get(code[pc]) if pc < size else None
                 fault.op = info_at.name if info_at is not None else f"0x{code[pc]:02x}"
             raise
+        finally:
+            self.steps = max(steps, self.steps)
         return pc
+
+
+# handler, base gas, stack items needed, largest stack depth allowed before, is CALL
+_Entry = tuple[Handler, int, int, int, bool]
+_TABLES: dict[int, list[_Entry | None]] = {}
+
+
+def _table_for(stack_items_max: int) -> list[_Entry | None]:
+    """The dispatch table with stack bounds folded in, built once per stack bound."""
+    table = _TABLES.get(stack_items_max)
+    if table is None:
+        table = []
+        for entry in DISPATCH:
+            if entry is None:
+                table.append(None)
+                continue
+            info, handler = entry
+            depth_max = stack_items_max - (info.pushes - info.pops)
+            table.append((handler, info.gas, info.pops, depth_max, info.code == Op.CALL))
+        _TABLES[stack_items_max] = table
+    return table
