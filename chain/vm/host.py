@@ -67,7 +67,7 @@ class VMConfig:
     call_depth_max: int = 16
     code_bytes_max: int = 24 * 1024
     return_bytes_max: int = 24 * 1024
-    steps_max: int = 10_000_000
+    steps_max: int = 1_000_000
     logs_max: int = LOGS_PER_RECEIPT_MAX
     log_bytes_max: int = LOG_DATA_BYTES_MAX
     jumpdest_cache_entries_max: int = 64
