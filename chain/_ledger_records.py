@@ -134,7 +134,7 @@ def decode_height(raw: bytes, what: str) -> int:
     return int.from_bytes(raw, "big")
 
 
-def _rlp_bytes(data: bytes) -> bytes:
+def rlp_bytes(data: bytes) -> bytes:
     n = len(data)
     if n == 1 and data[0] < 0x80:
         return data
@@ -144,8 +144,8 @@ def _rlp_bytes(data: bytes) -> bytes:
     return bytes((0xB7 + len(size),)) + size + data
 
 
-def _rlp_uint(value: int) -> bytes:
-    return _rlp_bytes(value.to_bytes((value.bit_length() + 7) // 8, "big")) if value else b"\x80"
+def rlp_uint(value: int) -> bytes:
+    return rlp_bytes(value.to_bytes((value.bit_length() + 7) // 8, "big")) if value else b"\x80"
 
 
 def encode_receipts(receipts: Sequence[Receipt]) -> bytes:
@@ -160,14 +160,14 @@ def encode_receipts(receipts: Sequence[Receipt]) -> bytes:
         items.append(
             encode_list(
                 [
-                    _rlp_bytes(r.tx_hash),
-                    _rlp_uint(r.status),
-                    _rlp_uint(r.gas_used),
-                    _rlp_uint(r.fee_paid),
-                    _rlp_bytes(r.reason),
+                    rlp_bytes(r.tx_hash),
+                    rlp_uint(r.status),
+                    rlp_uint(r.gas_used),
+                    rlp_uint(r.fee_paid),
+                    rlp_bytes(r.reason),
                     b"\xc0",
-                    _rlp_bytes(r.contract_address),
-                    _rlp_bytes(r.return_data),
+                    rlp_bytes(r.contract_address),
+                    rlp_bytes(r.return_data),
                 ]
             )
         )

@@ -25,6 +25,13 @@ exportable; older checkpoint records (roots) stay until pruned.
 The full root at a checkpoint costs a pass over all state entries (O(state)); that is the
 price of a verifiable snapshot and is paid once per interval.
 
+Measured on the 2-core machine under load (other jobs running; 100k accounts, blocks of 2,000
+transfers each touching ~2,100 keys never touched since the checkpoint, i.e. the worst case):
+pre-images add 2,000 LevelDB reads (9-24 ms) and as many small puts to a commit of ~60-120 ms;
+the full state root takes 1.4-1.7 s, export 0.6-1.0 s, chunk encoding 0.9 s (6.2 MB in 8
+chunks of <= 1 MiB), decoding 1.7 s, verify 1.3 s and restore 1.5 s. Copying the whole state
+instead would write 100k entries (and delete the previous 100k) in one checkpoint batch.
+
 A :class:`Snapshot` is materialised in one synchronous call (consistent: no block commits in
 between) and encoded as bounded chunks (:meth:`Snapshot.chunks`, :func:`decode_snapshot`).
 :func:`restore_snapshot` verifies the entries' Merkle root, the block and its certificate —
@@ -60,11 +67,22 @@ from chain._ledger_records import (
     encode_head,
     encode_height,
     read_latest_checkpoint,
+    rlp_bytes,
+    rlp_uint,
 )
 from chain.block import decode_block, decode_certificate
 from chain.db import schema
 from chain.db.base import KeyValueDB
-from chain.encoding import CountableList, binary, decode, encode, hash32, uint64
+from chain.encoding import (
+    binary,
+    decode,
+    encode,
+    encode_list,
+    hash32,
+    split_list,
+    string_items,
+    uint64,
+)
 from chain.errors import ChainError, DecodeError
 from chain.ledger import Ledger
 from chain.state import full_state_root
@@ -94,8 +112,6 @@ _MANIFEST = List(
     [binary, uint64, hash32, hash32, hash32, hash32, binary, binary, uint64, uint64],
     strict=True,
 )
-_ENTRY = List([binary, binary], strict=True)
-_CHUNK = List([uint64, CountableList(_ENTRY)], strict=True)
 
 
 @dataclass(frozen=True)
@@ -151,7 +167,9 @@ class Snapshot:
             _MANIFEST,
         )
         for index, group in enumerate(groups):
-            yield encode([index, group], _CHUNK)
+            # Built by hand: the generic encoder costs ~30 µs an entry (3 s for 100k entries).
+            entries = [encode_list([rlp_bytes(k), rlp_bytes(v)]) for k, v in group]
+            yield encode_list([rlp_uint(index), encode_list(entries)])
 
 
 def decode_snapshot(
@@ -186,12 +204,16 @@ def decode_snapshot(
         except StopIteration:
             raise SnapshotError(f"snapshot: chunk {expected_index} of {n} is missing") from None
         try:
-            index, group = decode(raw, _CHUNK, what="snapshot chunk")
+            parts = split_list(raw, "snapshot chunk")
+            if len(parts) != 2:
+                raise DecodeError(f"snapshot chunk: expected 2 fields, got {len(parts)}")
+            index = decode(parts[0], uint64, what="snapshot chunk index")
+            group = [string_items(e, "snapshot entry", 2) for e in split_list(parts[1], "entries")]
         except DecodeError as e:
             raise SnapshotError(str(e)) from e
         if index != expected_index or not group:
             raise SnapshotError(f"snapshot: chunk {index} out of order or empty")
-        entries.extend((bytes(k), bytes(v)) for k, v in group)
+        entries.extend((k, v) for k, v in group)
         if len(entries) > count:
             raise SnapshotError("snapshot: more entries than the manifest declares")
     if next(it, None) is not None:
