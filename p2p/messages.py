@@ -16,10 +16,6 @@ import enum
 from dataclasses import dataclass
 from typing import NamedTuple, NewType
 
-import rlp
-from rlp.sedes import List as RlpList
-from rlp.sedes import big_endian_int, binary
-
 from p2p.errors import InvalidEnvelope
 from p2p.lamport import LAMPORT_MAX
 
@@ -30,9 +26,6 @@ PeerId = NewType("PeerId", int)
 
 #: Upper bound on the RLP bytes an envelope adds around its payload.
 ENVELOPE_OVERHEAD_BYTES_MAX = 24
-
-_SEDES = RlpList([big_endian_int, big_endian_int, binary], strict=True)
-
 
 class Kind(enum.IntEnum):
     """What an envelope's payload is for; the node routes inbound messages by kind."""
@@ -53,7 +46,7 @@ class Envelope:
     payload: bytes
 
     def __post_init__(self) -> None:
-        if not isinstance(self.kind, Kind):
+        if self.kind.__class__ is not Kind:
             raise TypeError(f"kind must be a Kind, got {self.kind!r}")
         if not 0 <= self.lamport <= LAMPORT_MAX:
             raise ValueError(f"lamport out of range: {self.lamport}")
@@ -62,7 +55,11 @@ class Envelope:
 
     def encode(self) -> bytes:
         """Return the canonical RLP bytes."""
-        return rlp.encode([int(self.kind), self.lamport, self.payload])  # type: ignore[no-any-return]
+        return _rlp_list(
+            _rlp_string(_uint_bytes(int(self.kind)))
+            + _rlp_string(_uint_bytes(self.lamport))
+            + _rlp_string(self.payload)
+        )
 
     @classmethod
     def decode(cls, data: bytes) -> Envelope:
@@ -71,22 +68,92 @@ class Envelope:
         Raises:
             InvalidEnvelope: the bytes are not the canonical encoding of a valid envelope.
         """
+        data = bytes(data)
         try:
-            kind_n, lamport, payload = rlp.decode(data, sedes=_SEDES, strict=True)
-        except (rlp.DecodingError, rlp.DeserializationError) as e:
-            raise InvalidEnvelope(f"envelope: {e}") from e
-        except (ValueError, TypeError, IndexError, RecursionError) as e:
-            raise InvalidEnvelope(f"envelope: {e}") from e
-        try:
-            kind = Kind(kind_n)
-        except ValueError as e:
-            raise InvalidEnvelope(f"envelope: unknown kind {kind_n}") from e
+            start, end = _item(data, 0, want_list=True)
+            if end != len(data):
+                raise InvalidEnvelope("envelope: trailing bytes")
+            fields: list[bytes] = []
+            pos = start
+            while pos < end and len(fields) < 4:
+                s, e = _item(data, pos, want_list=False)
+                if e > end:
+                    raise InvalidEnvelope("envelope: item runs past the list")
+                fields.append(data[s:e])
+                pos = e
+        except IndexError as e:  # a header cut short
+            raise InvalidEnvelope("envelope: truncated") from e
+        if len(fields) != 3 or pos != end:
+            raise InvalidEnvelope("envelope: expected the list [kind, lamport, payload]")
+        kind_b, lamport_b, payload = fields
+        if len(kind_b) > 1 or len(lamport_b) > 8:
+            raise InvalidEnvelope("envelope: integer field too long")
+        if lamport_b[:1] == b"\x00":
+            raise InvalidEnvelope("envelope: integer with a leading zero")
+        kind = _KINDS.get(kind_b)
+        if kind is None:
+            raise InvalidEnvelope(f"envelope: unknown kind {kind_b.hex() or '0'}")
+        lamport = int.from_bytes(lamport_b, "big")
         if lamport > LAMPORT_MAX:
             raise InvalidEnvelope(f"envelope: lamport {lamport} exceeds {LAMPORT_MAX}")
-        env = cls(kind, lamport, bytes(payload))
-        if env.encode() != bytes(data):
-            raise InvalidEnvelope("envelope: non-canonical encoding")
-        return env
+        return cls(kind, lamport, payload)
+
+
+_KINDS = {bytes((int(k),)): k for k in Kind}
+
+# A hand-written codec for this one fixed shape: pyrlp's generic decoder costs tens of
+# microseconds per message, which would dominate the per-frame cost. tests/p2p compare it
+# with pyrlp on random inputs.
+
+
+def _uint_bytes(n: int) -> bytes:
+    return n.to_bytes((n.bit_length() + 7) // 8, "big")
+
+
+def _rlp_string(b: bytes) -> bytes:
+    n = len(b)
+    if n == 1 and b[0] < 0x80:
+        return b
+    if n <= 55:
+        return bytes((0x80 + n,)) + b
+    nb = _uint_bytes(n)
+    return bytes((0xB7 + len(nb),)) + nb + b
+
+
+def _rlp_list(payload: bytes) -> bytes:
+    n = len(payload)
+    if n <= 55:
+        return bytes((0xC0 + n,)) + payload
+    nb = _uint_bytes(n)
+    return bytes((0xF7 + len(nb),)) + nb + payload
+
+
+def _item(data: bytes, pos: int, *, want_list: bool) -> tuple[int, int]:
+    """Return (start, end) of the payload of the item at ``pos``, refusing every
+    non-canonical header (RLP's rules: a byte below 0x80 stands for itself, short forms up
+    to 55 bytes, long forms only above 55 with no leading zero in the length)."""
+    b = data[pos]
+    is_list = b >= 0xC0
+    if is_list != want_list:
+        raise InvalidEnvelope("envelope: " + ("expected a list" if want_list else "unexpected list"))
+    if b < 0x80:
+        return pos, pos + 1
+    short_base, long_base = (0xC0, 0xF7) if is_list else (0x80, 0xB7)
+    if b <= long_base:
+        start, n = pos + 1, b - short_base
+        if n == 1 and not is_list and data[start] < 0x80:
+            raise InvalidEnvelope("envelope: non-canonical single byte")
+    else:
+        ll = b - long_base
+        if pos + 1 + ll > len(data) or data[pos + 1] == 0:
+            raise InvalidEnvelope("envelope: truncated or non-canonical length")
+        start, n = pos + 1 + ll, int.from_bytes(data[pos + 1 : pos + 1 + ll], "big")
+        if n <= 55:
+            raise InvalidEnvelope("envelope: non-canonical long form")
+    end = start + n
+    if end > len(data):
+        raise InvalidEnvelope("envelope: truncated item")
+    return start, end
 
 
 class Inbound(NamedTuple):

@@ -92,3 +92,37 @@ def test_gossip_core_turns_garbage_into_an_offender_never_an_exception(data: byt
 def test_kinds_are_small_and_stable() -> None:
     # The wire numbers are part of the protocol; changing one breaks old peers.
     assert [int(k) for k in Kind] == [1, 2, 3, 4, 5]
+
+
+def _pyrlp_envelope(data: bytes) -> tuple[int, int, bytes] | None:
+    """The reference: pyrlp's strict decoder plus the envelope's own field rules."""
+    from rlp.sedes import List as RlpList
+    from rlp.sedes import big_endian_int, binary
+
+    try:
+        k, lam, payload = rlp.decode(data, sedes=RlpList([big_endian_int, big_endian_int, binary],
+                                                         strict=True), strict=True)
+    except (rlp.DecodingError, rlp.DeserializationError, TypeError):
+        return None
+    if k not in {int(x) for x in Kind} or lam >= 2**63:
+        return None
+    return k, lam, bytes(payload)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=inputs)
+def test_fast_envelope_codec_agrees_with_pyrlp_on_any_input(data: bytes) -> None:
+    expected = _pyrlp_envelope(data)
+    try:
+        env = Envelope.decode(data)
+    except P2PError:
+        assert expected is None
+        return
+    assert expected == (int(env.kind), env.lamport, env.payload)
+
+
+@settings(max_examples=150, deadline=None)
+@given(kind=st.sampled_from(list(Kind)), lamport=st.integers(0, 2**63 - 1),
+       payload=st.binary(max_size=300))
+def test_fast_envelope_encoder_matches_pyrlp(kind: Kind, lamport: int, payload: bytes) -> None:
+    assert Envelope(kind, lamport, payload).encode() == rlp.encode([int(kind), lamport, payload])
