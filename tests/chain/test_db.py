@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from chain.db import KeyValueDB, LevelDB, MemoryDB, StorageError, schema
 from chain.errors import ChainError
@@ -184,3 +190,75 @@ def test_leveldb_use_after_close(tmp_path: Path) -> None:
 
 def test_storage_error_is_a_chain_error() -> None:
     assert issubclass(StorageError, ChainError)
+
+
+_keys = st.binary(min_size=0, max_size=3).map(lambda b: b"k" + b)
+
+
+class BackendsAgainstADict(RuleBasedStateMachine):
+    """MemoryDB and LevelDB fed the same operations read exactly like a sorted dict."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tmp = tempfile.mkdtemp(prefix="phalanx-db-machine-")
+        self.stores: list[KeyValueDB] = [MemoryDB(), LevelDB(os.path.join(self.tmp, "db"))]
+        self.model: dict[bytes, bytes] = {}
+
+    @rule(key=_keys, value=st.binary(max_size=8))
+    def put(self, key: bytes, value: bytes) -> None:
+        for store in self.stores:
+            store.put(key, value)
+        self.model[key] = value
+
+    @rule(key=_keys)
+    def delete(self, key: bytes) -> None:
+        for store in self.stores:
+            store.delete(key)
+        self.model.pop(key, None)
+
+    @rule(
+        ops=st.lists(st.tuples(_keys, st.none() | st.binary(max_size=8)), max_size=6),
+        fail=st.booleans(),
+    )
+    def batch(self, ops: list[tuple[bytes, bytes | None]], fail: bool) -> None:
+        for store in self.stores:
+            try:
+                with store.write_batch(sync=False) as batch:
+                    for key, value in ops:
+                        if value is None:
+                            batch.delete(key)
+                        else:
+                            batch.put(key, value)
+                    if fail:
+                        raise KeyError("abandon the batch")
+            except KeyError:
+                pass
+        if not fail:
+            for key, value in ops:
+                if value is None:
+                    self.model.pop(key, None)
+                else:
+                    self.model[key] = value
+
+    @rule(prefix=st.binary(max_size=2).map(lambda b: b"k" + b) | st.just(b""))
+    def iterate(self, prefix: bytes) -> None:
+        expected = sorted((k, v) for k, v in self.model.items() if k.startswith(prefix))
+        for store in self.stores:
+            assert list(store.iterate(prefix)) == expected
+
+    @invariant()
+    def reads_agree(self) -> None:
+        for key in list(self.model)[:5]:
+            for store in self.stores:
+                assert store.get(key) == self.model[key]
+
+    def teardown(self) -> None:
+        for store in self.stores:
+            store.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+BackendsAgainstADict.TestCase.settings = settings(
+    max_examples=25, stateful_step_count=20, deadline=None
+)
+test_backends_against_a_dict = BackendsAgainstADict.TestCase
