@@ -73,6 +73,7 @@ class PbftStatistics:
     low_watermark: int
     high_watermark: int
     in_flight: int
+    log_size: int
     queued: int
     pending: int
     delivered: int
@@ -126,6 +127,7 @@ class ReplicaCore:
         self._queue: deque[bytes] = deque()
         self._queued: set[bytes] = set()
         self._pending: dict[bytes, bytes] = {}
+        self._pending_forwards: dict[bytes, int] = {}
         self._recent: dict[bytes, int] = {}
         self._next_seq = 1
         self._view_changes: dict[int, dict[NodeId, ViewChange]] = {}

@@ -201,6 +201,7 @@ class ViewChangeMixin(ReplicaCore):
                 self._future.append(msg)
         if self.is_primary:
             pending, self._pending = self._pending, {}
+            self._pending_forwards.clear()
             for digest, value in pending.items():
                 if digest not in self._recent and not self._digest_in_flight(digest):
                     self._enqueue(value, digest, out)
@@ -236,11 +237,23 @@ class ViewChangeMixin(ReplicaCore):
             self._advance(slot, out)
 
     def _forward_pending(self, out: Output) -> None:
-        if self.phase is not Phase.NORMAL or self.is_primary:
+        # Also while in a view change: a replica alone in a higher view still gets its
+        # values ordered by the others (and then catches up through committed proofs).
+        if self.phase is Phase.NORMAL and self.is_primary:
             return
-        for value in list(self._pending.values())[: self.config.retransmit_slots_max]:
+        batch = list(self._pending.items())[: self.config.retransmit_slots_max]
+        for digest, value in batch:
             request = self._sign(Request(value, self.node_id))
             out.send.append((ALL, request))
+            # Rotate, so that every pending value gets its turn; forget it after too many.
+            del self._pending[digest]
+            forwards = self._pending_forwards.get(digest, 0) + 1
+            if forwards >= self.config.pending_forwards_max:
+                self._pending_forwards.pop(digest, None)
+                self._drop("pending-expired")
+            else:
+                self._pending[digest] = value
+                self._pending_forwards[digest] = forwards
 
     def _update_timer(self) -> None:
         if self.phase is Phase.NORMAL:

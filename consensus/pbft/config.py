@@ -51,6 +51,9 @@ class PbftConfig:
         proposal_queue_max: most values waiting in the primary's queue.
         pending_values_max: most forwarded values a backup remembers (to re-forward them and
             to propose them if it becomes primary).
+        pending_forwards_max: a pending value is forgotten after this many re-broadcasts
+            without being delivered (it may have been ordered inside a state transfer, which
+            carries no per-value deliveries; the application proposes it again if needed).
         retransmit_ticks: period of re-sending own messages for unfinished work and status.
         retransmit_slots_max: most sequence numbers re-sent per period.
         catchup_batch_max: most committed proofs sent to one lagging peer per status.
@@ -72,6 +75,7 @@ class PbftConfig:
     batch_values_max: int = 8
     proposal_queue_max: int = 1024
     pending_values_max: int = 256
+    pending_forwards_max: int = 64
     retransmit_ticks: int = 5
     retransmit_slots_max: int = 16
     catchup_batch_max: int = 16

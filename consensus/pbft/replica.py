@@ -159,6 +159,7 @@ class PbftReplica(ViewChangeMixin, CheckpointMixin):
             low_watermark=self.low,
             high_watermark=self.high,
             in_flight=sum(1 for s, slot in self._slots.items() if s > self.last_executed and slot.pre_prepare),
+            log_size=len(self._slots),
             queued=len(self._queue),
             pending=len(self._pending),
             delivered=self._delivered_count,
@@ -221,7 +222,7 @@ class PbftReplica(ViewChangeMixin, CheckpointMixin):
             self._enqueue(value, digest, out)
             return
         self._keep_pending(digest, value)
-        if digest in self._pending and self.phase is Phase.NORMAL:
+        if digest in self._pending:
             request = self._sign(Request(value, self.node_id))
             out.send.append((ALL, request))
 
@@ -389,6 +390,7 @@ class PbftReplica(ViewChangeMixin, CheckpointMixin):
             self.last_executed = slot.seq
             self._delivered_count += 1
             self._pending.pop(done.digest, None)
+            self._pending_forwards.pop(done.digest, None)
             self._remember_delivered(done.digest, slot.seq)
             progressed = True
         if progressed:
@@ -471,9 +473,9 @@ class PbftReplica(ViewChangeMixin, CheckpointMixin):
                 for m in mine:
                     out.send.append((ALL, m))
                 sent += 1 if mine else 0
-            self._forward_pending(out)
         elif self._my_vc is not None and self._my_vc.new_view == self.view:
             out.send.append((ALL, self._my_vc))
+        self._forward_pending(out)
         for c in self._checkpoints_to_resend():
             out.send.append((ALL, c))
         status = self._sign(Status(self.view, self.last_executed, self.low, self.node_id))

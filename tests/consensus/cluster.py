@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,10 +34,23 @@ from consensus.contract import (
     StateWanted,
     Tick,
 )
-from consensus.pbft import PbftConfig, PbftReplica
+from consensus.pbft import (
+    Checkpoint,
+    Commit,
+    NewView,
+    PbftConfig,
+    PbftReplica,
+    Prepare,
+    PreparedCert,
+    PrePrepare,
+    ViewChange,
+    sign_message,
+)
 from consensus.signing import make_keyring
 
 GENESIS_ROOT = b"\x00" * 32
+#: Messages a replica signs as votes: each must be persisted before it is sent.
+VOTES = (PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView)
 
 
 def next_root(root: bytes, value: bytes) -> bytes:
@@ -78,6 +91,7 @@ class Node:
     evidence: list[Evidence] = field(default_factory=list)
     wants: list[StateWanted] = field(default_factory=list)
     now: int = 0
+    persisted: set[int] = field(default_factory=set)
 
 
 class Cluster:
@@ -120,7 +134,10 @@ class Cluster:
         node = self.nodes[i]
         out = node.replica.step(event)
         node.records.extend(out.persist)
+        node.persisted.update(id(r) for r in out.persist)
         for to, msg in out.send:
+            if isinstance(msg, VOTES) and msg.sender == i and id(msg) not in node.persisted:
+                raise AssertionError(f"node {i} sent {msg!r} without persisting it first")
             targets = [j for j in range(len(self.nodes)) if j != i] if to is ALL else [int(to)]
             for j in targets:
                 env = Envelope(i, j, msg)
@@ -222,6 +239,7 @@ class Cluster:
         node = self.nodes[i]
         node.replica = self._new_replica(i)
         node.replica.restore(list(node.records))
+        node.persisted = {id(r) for r in node.records}
         self.crashed.discard(i)
         head = len(node.executed)
         self.step(i, Tick(node.now))
@@ -250,3 +268,70 @@ class Cluster:
             for b in logs:
                 common = min(len(a), len(b))
                 assert a[:common] == b[:common], (a, b)
+
+
+# --- builders for tests of a single replica ---------------------------------------------
+
+
+class Keys:
+    """Every replica's signer, so tests can forge what any replica would send."""
+
+    def __init__(self, config: PbftConfig, kind: str = "hash") -> None:
+        self.config = config
+        self.signers, self.verifier = make_keyring(config.n, kind)  # type: ignore[arg-type]
+
+    def sign(self, msg: Any) -> Any:
+        return sign_message(msg, self.signers[msg.sender], self.config.instance_tag)
+
+    def pre_prepare(self, view: int, seq: int, value: bytes, sender: int | None = None) -> PrePrepare:
+        primary = self.config.primary_of(view) if sender is None else sender
+        pp = PrePrepare(view, seq, self.config.digest_of(value), value, NodeId(primary))
+        signed: PrePrepare = self.sign(pp)
+        return signed
+
+    def prepare(self, view: int, seq: int, value: bytes, sender: int) -> Prepare:
+        signed: Prepare = self.sign(Prepare(view, seq, self.config.digest_of(value), NodeId(sender)))
+        return signed
+
+    def commit(self, view: int, seq: int, value: bytes, sender: int) -> Commit:
+        signed: Commit = self.sign(Commit(view, seq, self.config.digest_of(value), NodeId(sender)))
+        return signed
+
+    def checkpoint(self, seq: int, root: bytes, sender: int) -> Checkpoint:
+        signed: Checkpoint = self.sign(Checkpoint(seq, root, NodeId(sender)))
+        return signed
+
+    def prepared_cert(self, view: int, seq: int, value: bytes) -> PreparedCert:
+        primary = self.config.primary_of(view)
+        backups = [i for i in range(self.config.n) if i != primary][: self.config.quorum - 1]
+        return PreparedCert(
+            self.pre_prepare(view, seq, value), tuple(self.prepare(view, seq, value, b) for b in backups)
+        )
+
+    def view_change(
+        self, new_view: int, sender: int, prepared: Sequence[PreparedCert] = (), stable_seq: int = 0,
+        proof: Sequence[Checkpoint] = (),
+    ) -> ViewChange:
+        signed: ViewChange = self.sign(
+            ViewChange(new_view, stable_seq, tuple(proof), tuple(prepared), NodeId(sender))
+        )
+        return signed
+
+
+def lone_replica(
+    n: int = 4, node: int = 1, validity: Callable[[bytes], bool] | None = None, **config: Any
+) -> tuple[PbftReplica, Keys]:
+    cfg = PbftConfig(n=n, **config)
+    keys = Keys(cfg)
+    replica = PbftReplica(
+        cfg, NodeId(node), keys.signers[node], keys.verifier, validity or (lambda v: True), random.Random(0)
+    )
+    return replica, keys
+
+
+def feed(replica: PbftReplica, msg: Any, sender: int | None = None) -> Output:
+    return replica.step(Receive(NodeId(msg.sender if sender is None else sender), msg))
+
+
+def sent_of(out: Output, cls: type) -> list[Any]:
+    return [m for _, m in out.send if isinstance(m, cls)]
