@@ -370,7 +370,7 @@ def restore_snapshot(
     return head
 
 
-def prune(ledger: Ledger, retention_blocks: int) -> int:
+def prune(ledger: Ledger, retention_blocks: int, *, batch_heights_max: int = 256) -> int:
     """Delete block data older than the last ``retention_blocks`` heights.
 
     Never prunes at or above the latest checkpoint, so a snapshot's block and everything a
@@ -379,6 +379,7 @@ def prune(ledger: Ledger, retention_blocks: int) -> int:
     Args:
         ledger: the ledger to prune.
         retention_blocks: how many most recent heights to keep (>= 1).
+        batch_heights_max: heights deleted per atomic batch (each batch also moves the floor).
 
     Returns:
         The number of heights pruned by this call.
@@ -388,4 +389,4 @@ def prune(ledger: Ledger, retention_blocks: int) -> int:
     cutoff = min(ledger.height + 1 - retention_blocks, ledger.latest_checkpoint.height)
     if cutoff <= ledger.floor:
         return 0
-    return ledger.prune_below(cutoff)
+    return ledger.prune_below(cutoff, batch_heights_max=batch_heights_max)

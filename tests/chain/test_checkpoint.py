@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ from chain.checkpoint import (
     restore_snapshot,
     verify_snapshot,
 )
-from chain.db import KeyValueDB, LevelDB, MemoryDB, schema
+from chain.db import KeyValueDB, LevelDB, MemoryDB, StorageError, schema
 from chain.ledger import Ledger, NotFound, Pruned
 from chain.state import full_state_root
 from tests.chain.chaingen import ChainGen
@@ -190,7 +191,9 @@ def test_prune_keeps_recent_blocks_and_never_passes_the_checkpoint(db: KeyValueD
     for h in range(19, 24):
         assert ledger.block(h).header.height == h
         assert len(ledger.receipts(h)) == len(ledger.block(h).transactions)
-    with pytest.raises(Pruned, match="block at height 3 was pruned; the lowest stored height is 19"):
+    with pytest.raises(
+        Pruned, match="block at height 3 was pruned; the lowest stored height is 19"
+    ):
         ledger.block(3)
     with pytest.raises(Pruned):
         ledger.certificate(18)
@@ -224,3 +227,88 @@ def test_snapshots_off_skips_preimages_but_still_records_checkpoints() -> None:
     gen.commit_next(ledger, K + 2)
     assert ledger.latest_checkpoint.height == K
     assert list(ledger.db.iterate(schema.CHECKPOINT_PREIMAGE_PREFIX)) == []
+
+
+class _CrashingDB:
+    """A MemoryDB whose write batches fail (as a crash would: nothing applied) after
+    ``batches_ok`` successful ones."""
+
+    def __init__(self, inner: MemoryDB, batches_ok: int = 1_000_000) -> None:
+        self.inner = inner
+        self.batches_ok = batches_ok
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.inner.get(key)
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self.inner.put(key, value)
+
+    def delete(self, key: bytes) -> None:
+        self.inner.delete(key)
+
+    def iterate(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        return self.inner.iterate(prefix)
+
+    def write_batch(self, *, sync: bool = True) -> Any:
+        if self.batches_ok > 0:
+            self.batches_ok -= 1
+            return self.inner.write_batch(sync=sync)
+        return _LostBatch()
+
+    def close(self) -> None:
+        pass
+
+
+class _LostBatch:
+    def put(self, key: bytes, value: bytes) -> None:
+        pass
+
+    def delete(self, key: bytes) -> None:
+        pass
+
+    def __enter__(self) -> _LostBatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            raise StorageError("simulated crash: the batch never reached the disk")
+
+
+def test_crash_in_the_middle_of_pruning_leaves_a_consistent_ledger() -> None:
+    gen = ChainGen(seed=6, checkpoint_interval=K)
+    inner = MemoryDB()
+    gen.commit_next(gen.open(inner), 3 * K + 1)  # head 16, latest checkpoint 15
+    db = _CrashingDB(inner, batches_ok=2)
+    ledger = gen.open(db)
+    with pytest.raises(StorageError, match="simulated crash"):
+        prune(ledger, 1, batch_heights_max=4)
+    reopened = gen.open(inner)
+    assert reopened.floor == 8  # two batches of four heights made it
+    for h in range(8, 17):
+        assert reopened.block(h).header.height == h
+    with pytest.raises(Pruned):
+        reopened.block(7)
+    # No index entry points into the pruned range.
+    for _, raw in inner.iterate(schema.TX_INDEX_PREFIX):
+        assert int.from_bytes(raw[:8], "big") >= 8
+    assert prune(reopened, 1) == 7
+    assert reopened.floor == 15
+
+
+def test_failed_commit_changes_nothing_and_the_ledger_goes_on() -> None:
+    gen = ChainGen(seed=12, checkpoint_interval=K)
+    inner = MemoryDB()
+    db = _CrashingDB(inner)
+    ledger = gen.open(db)
+    gen.commit_next(ledger, K - 1)  # the next block is a checkpoint block
+    head, before = ledger.head, list(inner.iterate())
+    block, cert, result = gen.next_block(ledger)
+    db.batches_ok = 0
+    with pytest.raises(StorageError):
+        ledger.commit_block(block, cert, result)
+    assert ledger.head == head
+    assert list(inner.iterate()) == before
+    db.batches_ok = 1_000_000
+    ledger.commit_block(block, cert, result)
+    assert ledger.latest_checkpoint.height == K
+    assert gen.open(inner).head == ledger.head
