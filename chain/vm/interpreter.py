@@ -108,8 +108,9 @@ class Machine:
     def _run(self, f: Frame) -> int:
         """Run ``f`` to completion; return the pc of the halting instruction.
 
-        The step counter lives in a local for speed and is written back to ``self.steps``
-        around CALL (whose child frames count on the same budget) and on exit.
+        Gas and the step counter live in locals for speed. They are written back to the
+        frame and the machine around every handler not in :data:`_PURE_OPS` (those may charge
+        gas, read it, or run child frames that share the step budget) and on exit.
 
         Raises:
             VMFault: with ``pc`` and ``op`` set to the faulting instruction.
@@ -120,17 +121,17 @@ class Machine:
         table = _table_for(self.config.stack_items_max)
         steps_max = self.config.steps_max
         steps = self.steps
+        gas = f.gas
         pc = 0
         try:
             while pc < size:
                 entry = table[code[pc]]
                 if entry is None:
                     raise InvalidOpcode(f"invalid opcode 0x{code[pc]:02x}")
-                handler, cost, pops, depth_max, is_call = entry
-                gas = f.gas
+                handler, cost, pops, depth_max, sync = entry
                 if gas < cost:
                     raise OutOfGas()
-                f.gas = gas - cost
+                gas -= cost
                 depth = len(stack)
                 if depth < pops:
                     raise StackUnderflow()
@@ -139,9 +140,11 @@ class Machine:
                 steps += 1
                 if steps > steps_max:
                     raise StepLimitExceeded(f"step limit {steps_max} exceeded")
-                if is_call:
+                if sync:  # the handler may charge gas, read it, or run a child frame
+                    f.gas = gas
                     self.steps = steps
                     next_pc = handler(f, pc)
+                    gas = f.gas
                     steps = self.steps
                 else:
                     next_pc = handler(f, pc)
@@ -155,12 +158,28 @@ class Machine:
                 fault.op = info_at.name if info_at is not None else f"0x{code[pc]:02x}"
             raise
         finally:
+            f.gas = gas
             self.steps = max(steps, self.steps)
         return pc
 
 
-# handler, base gas, stack items needed, largest stack depth allowed before, is CALL
+# handler, base gas, stack items needed, largest stack depth allowed before, needs sync
 _Entry = tuple[Handler, int, int, int, bool]
+
+#: Handlers that never touch ``frame.gas`` or ``machine.steps``: they run without the
+#: write-back of gas and steps. Anything not listed here is synced (safe by default).
+_PURE_OPS: frozenset[int] = frozenset(
+    [
+        Op.STOP, Op.ADD, Op.MUL, Op.SUB, Op.DIV, Op.MOD, Op.LT, Op.GT, Op.EQ, Op.ISZERO,
+        Op.AND, Op.OR, Op.XOR, Op.NOT, Op.SHL, Op.SHR, Op.ADDRESS, Op.BALANCE, Op.CALLER,
+        Op.CALLVALUE, Op.CALLDATALOAD, Op.CALLDATASIZE, Op.CODESIZE, Op.RETURNDATASIZE,
+        Op.TIMESTAMP, Op.HEIGHT, Op.CHAINID, Op.SELFBALANCE, Op.POP, Op.SLOAD, Op.JUMP,
+        Op.JUMPI, Op.PC, Op.MSIZE, Op.JUMPDEST,
+        *range(Op.PUSH1, Op.PUSH32 + 1),
+        *range(Op.DUP1, Op.DUP1 + 16),
+        *range(Op.SWAP1, Op.SWAP1 + 16),
+    ]
+)  # fmt: skip
 _TABLES: dict[int, list[_Entry | None]] = {}
 
 
@@ -175,6 +194,6 @@ def _table_for(stack_items_max: int) -> list[_Entry | None]:
                 continue
             info, handler = entry
             depth_max = stack_items_max - (info.pushes - info.pops)
-            table.append((handler, info.gas, info.pops, depth_max, info.code == Op.CALL))
+            table.append((handler, info.gas, info.pops, depth_max, info.code not in _PURE_OPS))
         _TABLES[stack_items_max] = table
     return table
