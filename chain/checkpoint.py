@@ -63,6 +63,7 @@ from chain._ledger_records import (
     SnapshotError,
     decode_checkpoint,
     decode_head,
+    decode_height,
     decode_preimage,
     encode_head,
     encode_height,
@@ -255,6 +256,12 @@ def export_snapshot(db: KeyValueDB, height: int | None = None) -> Snapshot:
             f"no snapshot at height {height}: the latest checkpoint is at {checkpoint.height} "
             "and only the latest is kept"
         )
+    marker = db.get(schema.PREIMAGES_KEY)
+    if marker is None or decode_height(marker, "pre-images") != checkpoint.height:
+        raise SnapshotError(
+            f"the state at checkpoint {checkpoint.height} was not kept (the ledger ran with "
+            "snapshots off since); the next checkpoint will be exportable"
+        )
     block = db.get(schema.make_block_key(checkpoint.height))
     genesis_hash = db.get(schema.GENESIS_HASH_KEY)
     if block is None or genesis_hash is None:
@@ -365,6 +372,7 @@ def restore_snapshot(
             batch.put(schema.make_certificate_key(cp.height), snapshot.certificate)
         batch.put(schema.make_checkpoint_key(cp.height), encode(cp))
         batch.put(schema.FLOOR_KEY, encode_height(cp.height))
+        batch.put(schema.PREIMAGES_KEY, encode_height(cp.height))
         batch.put(schema.GENESIS_HASH_KEY, snapshot.genesis_hash)
         batch.put(schema.HEAD_KEY, encode_head(head))
     return head

@@ -28,6 +28,10 @@ Invariants
 * the latest checkpoint is at or below the head, and pre-images exist exactly for the state
   keys written since it.
 
+Threads: one writer. The node may run :meth:`Ledger.commit_block` in a worker thread (a big
+synced batch blocks) while reads run elsewhere on a LevelDB: the in-memory head moves only
+after the batch is durable, so a read never sees a height the database does not hold yet.
+
 Callers: the node (commit after consensus delivers, reads for the API and sync), the
 simulator, ``phalanx demo`` and the chain benchmark.
 """
@@ -125,6 +129,7 @@ class Ledger:
         latest_checkpoint: Checkpoint,
         preserved: set[bytes],
         snapshots: bool,
+        exportable: bool,
     ) -> None:
         self._db = db
         self.chain_id = chain_id
@@ -135,6 +140,8 @@ class Ledger:
         self._latest_checkpoint = latest_checkpoint
         self._preserved = preserved
         self._snapshots = snapshots
+        # True while the pre-images since the latest checkpoint are complete (meta:preimages).
+        self._exportable = exportable
 
     # ------------------------------------------------------------------ opening
 
@@ -190,6 +197,8 @@ class Ledger:
             schema.state_key_of_preimage(k)
             for k, _ in db.iterate(schema.CHECKPOINT_PREIMAGE_PREFIX)
         }
+        marker = db.get(schema.PREIMAGES_KEY)
+        exportable = marker is not None and decode_height(marker, "pre-images") == latest.height
         return cls(
             db,
             chain_id=genesis.chain_id,
@@ -200,6 +209,7 @@ class Ledger:
             latest_checkpoint=latest,
             preserved=preserved,
             snapshots=snapshots,
+            exportable=exportable,
         )
 
     # ------------------------------------------------------------------ head
@@ -328,14 +338,22 @@ class Ledger:
                 batch.put(schema.make_checkpoint_key(height), encode(checkpoint))
                 for key in self._preserved:
                     batch.delete(schema.make_checkpoint_preimage_key(key))
+                if self._snapshots:
+                    batch.put(schema.PREIMAGES_KEY, encode_height(height))
+                else:
+                    batch.delete(schema.PREIMAGES_KEY)
+            elif not self._snapshots and self._exportable:
+                batch.delete(schema.PREIMAGES_KEY)  # the checkpoint state is no longer kept
             batch.put(schema.HEAD_KEY, encode_head(new_head))
 
         self._head = new_head
         if checkpoint is not None:
             self._latest_checkpoint = checkpoint
             self._preserved = set()
+            self._exportable = self._snapshots
         else:
             self._preserved.update(new_preserved)
+            self._exportable = self._exportable and self._snapshots
 
     # ------------------------------------------------------------------ reads
 
@@ -501,5 +519,6 @@ def _write_genesis(db: KeyValueDB, genesis: Genesis, genesis_hash: bytes) -> Non
                 batch.put(key, value)
         batch.put(schema.make_checkpoint_key(0), encode(checkpoint))
         batch.put(schema.FLOOR_KEY, encode_height(0))
+        batch.put(schema.PREIMAGES_KEY, encode_height(0))
         batch.put(schema.GENESIS_HASH_KEY, genesis_hash)
         batch.put(schema.HEAD_KEY, encode_head(head))

@@ -61,6 +61,7 @@ def make_code_key(code_hash: bytes) -> bytes:
 # ``meta:head``      head pointer (height, block hash, state commitment, timestamp)
 # ``meta:genesis``   hash of the genesis this database was created from
 # ``meta:floor``     lowest height whose block is still stored (pruning / snapshot restore)
+# ``meta:preimages`` checkpoint height since which every changed state key has a pre-image
 # ``cpt:`` H         checkpoint record at height H (height, hash, commitment, full root)
 # ``cpv:`` key       pre-image of a state key as it was at the latest checkpoint
 # =================  ==========================================================
@@ -75,6 +76,7 @@ CHECKPOINT_PREIMAGE_PREFIX = b"cpv:"
 HEAD_KEY = b"meta:head"
 GENESIS_HASH_KEY = b"meta:genesis"
 FLOOR_KEY = b"meta:floor"
+PREIMAGES_KEY = b"meta:preimages"
 
 #: Every prefix holding state entries (what ``full_state_root`` and snapshots cover).
 STATE_PREFIXES = (ACCOUNT_PREFIX, STORAGE_PREFIX, CODE_PREFIX)

@@ -221,12 +221,33 @@ def test_prune_keeps_recent_blocks_and_never_passes_the_checkpoint(db: KeyValueD
     assert again.height == 25
 
 
-def test_snapshots_off_skips_preimages_but_still_records_checkpoints() -> None:
+def test_snapshots_off_skips_preimages_and_export_says_so() -> None:
     gen = ChainGen(seed=8, checkpoint_interval=K)
-    ledger = gen.open(MemoryDB(), snapshots=False)
+    db = MemoryDB()
+    ledger = gen.open(db, snapshots=False)
     gen.commit_next(ledger, K + 2)
     assert ledger.latest_checkpoint.height == K
-    assert list(ledger.db.iterate(schema.CHECKPOINT_PREIMAGE_PREFIX)) == []
+    assert list(db.iterate(schema.CHECKPOINT_PREIMAGE_PREFIX)) == []
+    with pytest.raises(SnapshotError, match="was not kept"):
+        export_snapshot(db)
+    # Turning snapshots on mid-interval is not enough: the pre-images are incomplete ...
+    ledger = gen.open(db, snapshots=True)
+    gen.commit_next(ledger, 1)
+    with pytest.raises(SnapshotError, match="was not kept"):
+        export_snapshot(db)
+    # ... until the next checkpoint, which is exportable again.
+    gen.commit_next(ledger, 2 * K - ledger.height)
+    verify_snapshot(export_snapshot(db), trusted_digest=ledger.latest_checkpoint.digest)
+
+
+def test_turning_snapshots_off_mid_interval_withdraws_the_export() -> None:
+    gen = ChainGen(seed=9, checkpoint_interval=K)
+    db = MemoryDB()
+    gen.commit_next(gen.open(db), K + 1)
+    export_snapshot(db)
+    gen.commit_next(gen.open(db, snapshots=False), 1)
+    with pytest.raises(SnapshotError, match="was not kept"):
+        export_snapshot(db)
 
 
 class _CrashingDB:
