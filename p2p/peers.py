@@ -437,7 +437,11 @@ class PeerManager:
             log.debug("peer %s got %s from %s (%d bytes, lamport=%d, local=%d)", self.self_id,
                       envelope.kind.name, pid, len(envelope.payload), envelope.lamport, local)
         channel = self._routes.get(envelope.kind, self._inbound_tx)
-        await channel.send(Inbound(pid, envelope.kind, envelope.lamport, envelope.payload))
+        item = Inbound(pid, envelope.kind, envelope.lamport, envelope.payload)
+        try:  # no schedule point per message while there is room; the reader yields per chunk
+            channel.send_nowait(item)
+        except trio.WouldBlock:
+            await channel.send(item)
 
     # ----------------------------------------------------------------------- helpers
 
