@@ -222,3 +222,18 @@ def test_log_limits_fail_the_transaction() -> None:
     assert result.reason.startswith("more than 3 logs in one transaction at pc")
     result, _, _ = run("PUSH 4097\nPUSH 0\nLOG0")
     assert result.reason == "log data of 4097 bytes exceeds 4096 at pc 5 (LOG0)"
+
+
+def test_call_forwards_at_most_63_64ths_of_the_gas_left() -> None:
+    callee = assemble("GAS\nPUSH 0\nMSTORE\nPUSH 32\nPUSH 0\nRETURN").code
+    # Before CALL the caller spent: 3+3+20000 (slot 3 set), 7 pushes (21), CALL's 700 and
+    # 3 for the first word of memory (its return area).
+    spent = 20_006 + 21 + 700 + 3
+    for requested, gas in ((10**9, 100_000), (5_000, 100_000), (10**9, 80_000)):
+        state = fresh_state({CALLER: FUNDS})
+        state.set_code(CALLEE, callee)
+        result, _, _ = run(_caller_program(gas=f"PUSH {requested}"), gas=gas, state=state)  # type: ignore[arg-type]
+        assert result.success
+        available = gas - spent
+        forwarded = min(requested, available - available // 64)
+        assert int.from_bytes(result.output, "big") == forwarded - 2  # GAS after its own 2

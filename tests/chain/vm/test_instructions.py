@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chain.vm.assembler import assemble
 from tests.chain.vm.helpers import CALLER, CHAIN_ID, CONTRACT, CTX, FUNDS, run, word
@@ -198,3 +200,33 @@ def test_stop_and_running_off_the_end_return_nothing() -> None:
 def test_push_data_cut_off_by_the_end_of_code_reads_as_zero_bytes() -> None:
     result, _, _ = run(bytes([0x61, 0x01]))  # PUSH2 with one byte of data
     assert result.success
+
+
+_REFERENCE = {
+    "ADD": lambda a, b: (a + b) % (1 << 256),
+    "SUB": lambda a, b: (a - b) % (1 << 256),
+    "MUL": lambda a, b: (a * b) % (1 << 256),
+    "DIV": lambda a, b: a // b if b else 0,
+    "MOD": lambda a, b: a % b if b else 0,
+    "EXP": lambda a, b: pow(a, b, 1 << 256),
+    "LT": lambda a, b: int(a < b),
+    "GT": lambda a, b: int(a > b),
+    "EQ": lambda a, b: int(a == b),
+    "AND": lambda a, b: a & b,
+    "OR": lambda a, b: a | b,
+    "XOR": lambda a, b: a ^ b,
+    "SHL": lambda a, b: (b << a) % (1 << 256) if a < 256 else 0,
+    "SHR": lambda a, b: b >> a if a < 256 else 0,
+}
+_words = st.one_of(
+    st.integers(0, M),
+    st.integers(0, 300),
+    st.sampled_from([0, 1, 255, 256, M, M - 1, 1 << 255]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(op=st.sampled_from(sorted(_REFERENCE)), a=_words, b=_words)
+def test_binary_operations_match_a_reference_model(op: str, a: int, b: int) -> None:
+    result, _, _ = run(f"PUSH {b}\nPUSH {a}\n{op}" + EPILOGUE)
+    assert word(result) == _REFERENCE[op](a, b)
