@@ -53,6 +53,15 @@ GENESIS_ROOT = b"\x00" * 32
 VOTES = (PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView)
 
 
+def _persisted_ids(records: Iterable[Any]) -> set[int]:
+    ids = set()
+    for r in records:
+        ids.add(id(r))
+        if isinstance(r, NewView):  # the re-issued pre-prepares are persisted inside it
+            ids.update(id(pp) for pp in r.pre_prepares)
+    return ids
+
+
 def next_root(root: bytes, value: bytes) -> bytes:
     return hashlib.sha256(root + value).digest()
 
@@ -134,7 +143,7 @@ class Cluster:
         node = self.nodes[i]
         out = node.replica.step(event)
         node.records.extend(out.persist)
-        node.persisted.update(id(r) for r in out.persist)
+        node.persisted.update(_persisted_ids(out.persist))
         for to, msg in out.send:
             if isinstance(msg, VOTES) and msg.sender == i and id(msg) not in node.persisted:
                 raise AssertionError(f"node {i} sent {msg!r} without persisting it first")
@@ -239,7 +248,7 @@ class Cluster:
         node = self.nodes[i]
         node.replica = self._new_replica(i)
         node.replica.restore(list(node.records))
-        node.persisted = {id(r) for r in node.records}
+        node.persisted = _persisted_ids(node.records)
         self.crashed.discard(i)
         head = len(node.executed)
         self.step(i, Tick(node.now))
