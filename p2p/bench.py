@@ -30,7 +30,9 @@ from p2p.messages import Envelope, Kind, PeerId
 from p2p.peers import PeerInfo, PeerManager
 from p2p.transport import Connection, SecureLink, TrafficCounters, secure_handshake
 
-CFG = P2PConfig(network=b"bench", send_queue_frames_max=8192, inbound_queue_max=8192)
+# Flood limits far above any rate this can reach: the benchmark measures the transport.
+CFG = P2PConfig(network=b"bench", send_queue_frames_max=8192, inbound_queue_max=8192,
+                flood_msgs_per_tick=1e9, flood_burst_msgs=10**9)
 SEEDS = [random.Random(f"bench-{i}").randbytes(32) for i in range(2)]
 
 

@@ -65,8 +65,8 @@ class P2PConfig:
     penalty_bad_frame: int = 50
     penalty_handshake: int = 20
     penalty_flood: int = 5
-    flood_msgs_per_tick: float = 200.0
-    flood_burst_msgs: int = 20000
+    flood_msgs_per_tick: float = 500.0
+    flood_burst_msgs: int = 50_000
     tracked_peers_max: int = 4096
     handshakes_inflight_max: int = 64
 

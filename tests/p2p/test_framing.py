@@ -64,7 +64,7 @@ def test_limit_can_grow_between_frames() -> None:
     assert d.next_frame() == b"x" * 50
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     bodies=st.lists(st.binary(max_size=300), max_size=20),
     cuts=st.lists(st.integers(min_value=0, max_value=10_000), max_size=30),

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from p2p.errors import P2PError
 from p2p.framing import FrameDecoder
-from p2p.gossip import GossipConfig, TxGossip
+from p2p.gossip import GossipConfig, TxGossip, decode_batch
 from p2p.handshake import Hello
 from p2p.messages import Envelope, Kind, PeerId
 
@@ -19,7 +19,7 @@ rlp_items = st.recursive(
     st.binary(max_size=40) | st.integers(min_value=0, max_value=2**70).map(
         lambda n: n.to_bytes((n.bit_length() + 7) // 8, "big")),
     lambda inner: st.lists(inner, max_size=6),
-    max_leaves=12,
+    max_leaves=8,
 ).map(rlp.encode)
 inputs = st.binary(max_size=400) | rlp_items
 
@@ -36,17 +36,7 @@ def test_frame_decoder_only_raises_p2p_errors(data: list[bytes]) -> None:
         pass
 
 
-@settings(max_examples=150, deadline=None)
-@given(data=inputs)
-def test_envelope_decoder_only_raises_p2p_errors(data: bytes) -> None:
-    try:
-        env = Envelope.decode(data)
-    except P2PError:
-        return
-    assert env.encode() == data  # whatever decodes is canonical
-
-
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=75, deadline=None)
 @given(data=inputs)
 def test_hello_decoder_only_raises_p2p_errors(data: bytes) -> None:
     try:
@@ -81,12 +71,18 @@ def test_session_fed_garbage_only_raises_p2p_errors(frames: list[bytes]) -> None
     raise AssertionError("a forged frame authenticated")
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=75, deadline=None)
 @given(data=inputs)
 def test_gossip_core_turns_garbage_into_an_offender_never_an_exception(data: bytes) -> None:
     core = TxGossip(GossipConfig(), tx_hash=lambda tx: tx)
     out = core.receive(PeerId(1), data, now=0, peers=[PeerId(1), PeerId(2)])
-    assert out.offenders or all(len(tx) <= core.config.tx_bytes_max for _, tx in out.deliver)
+    try:
+        txs = decode_batch(data, core.config.batch_count_max, core.config.tx_bytes_max)
+    except ValueError:
+        assert out.offenders == ((PeerId(1), out.offenders[0][1]),) and out.deliver == ()
+        return
+    assert out.offenders == ()
+    assert [tx for _, tx in out.deliver] == list(dict.fromkeys(txs))  # each new tx once
 
 
 def test_kinds_are_small_and_stable() -> None:
@@ -112,6 +108,7 @@ def _pyrlp_envelope(data: bytes) -> tuple[int, int, bytes] | None:
 @settings(max_examples=150, deadline=None)
 @given(data=inputs)
 def test_fast_envelope_codec_agrees_with_pyrlp_on_any_input(data: bytes) -> None:
+    """Same verdict and value as the reference; nothing but P2PError ever escapes."""
     expected = _pyrlp_envelope(data)
     try:
         env = Envelope.decode(data)
@@ -119,6 +116,7 @@ def test_fast_envelope_codec_agrees_with_pyrlp_on_any_input(data: bytes) -> None
         assert expected is None
         return
     assert expected == (int(env.kind), env.lamport, env.payload)
+    assert env.encode() == data  # whatever decodes is canonical
 
 
 @settings(max_examples=150, deadline=None)

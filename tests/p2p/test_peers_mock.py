@@ -170,3 +170,43 @@ async def test_queued_messages_flow_once_the_peer_connects(autojump_clock: MockC
         n.cancel_scope.cancel()
     assert [e.payload for e in received] == [b"r0", b"r1", b"r2"]
     assert [e.lamport for e in received] == [1, 2, 3]
+
+
+async def test_flooding_peer_loses_messages_then_is_banned_and_cut_off(
+    autojump_clock: MockClock,
+) -> None:
+    cfg = P2PConfig(network=b"net", listen=False, reverse_dial_grace_seconds=0.0,
+                    flood_burst_msgs=10, flood_msgs_per_tick=0.0, penalty_flood=25,
+                    score_start=100, score_recover_per_tick=0.0, ban_ticks=10**6)
+    cut_off = trio.Event()
+
+    async def flood(link: SecureLink, attempt: int) -> None:
+        frames = b"".join(
+            encode_frame(link.session.seal(Envelope(Kind.TX_BATCH, i + 1, b"spam").encode()),
+                         4096)
+            for i in range(30)
+        )
+        await link.stream.send_all(frames)
+        while await link.stream.receive_some(4096):  # until the manager hangs up
+            pass
+        cut_off.set()
+
+    async with trio.open_nursery() as n:
+        _Dialer(n, failures=0, behave=flood)
+        mgr = _manager(cfg)
+        await n.start(mgr.run)
+        with trio.fail_after(100):
+            await cut_off.wait()
+        await trio.testing.wait_all_tasks_blocked()
+        got = []
+        while True:
+            try:
+                got.append(mgr.inbound.receive_nowait())
+            except trio.WouldBlock:
+                break
+        stats = mgr.statistics()
+        n.cancel_scope.cancel()
+    assert len(got) == 10  # the burst got through, the rest was dropped
+    assert stats.frames_dropped == 4  # four drops cost 100 points: banned, connection closed
+    assert [b.key for b in stats.bans] == [PEER] and stats.bans[0].reason == "flood"
+    assert stats.peers_connected == 0
