@@ -61,31 +61,28 @@ from consensus.contract import (
     Applied,
     Certificate,
     ConsensusBug,
-    Delivery,
     Input,
     NodeId,
     Output,
     Propose,
     Receive,
     Signer,
-    StateWanted,
     Tick,
     Validity,
     Verifier,
 )
 from consensus.election import BullyElection, ElectionOutput
 from consensus.failure_detector import DetectorOutput, Heartbeat, HeartbeatFailureDetector
+from consensus.paxos._roles import _AcceptorRole, _LearnerRole
 from consensus.paxos.config import PaxosConfig, PaxosStatistics, Role, verify_certificate
 from consensus.paxos.messages import (
     ZERO_BALLOT,
     Accept,
     Accepted,
-    AcceptedRecord,
     Ballot,
     CatchUp,
     Checkpoint,
     CheckpointProof,
-    CheckpointRecord,
     Control,
     Decided,
     DecidedEntry,
@@ -94,9 +91,6 @@ from consensus.paxos.messages import (
     PaxosMessage,
     Prepare,
     Promise,
-    PromisedRecord,
-    PromiseEntry,
-    Vote,
     digest_of,
     vote_bytes,
 )
@@ -114,7 +108,7 @@ class _Proposal:
     votes: dict[NodeId, bytes] = field(default_factory=dict)
 
 
-class PaxosReplica:
+class PaxosReplica(_AcceptorRole, _LearnerRole):
     """One Multi-Paxos replica behind the engine contract (see module docstring).
 
     Args:
@@ -214,31 +208,6 @@ class PaxosReplica:
         }
 
     # -- the engine contract ------------------------------------------------------------
-
-    def restore(self, records: Sequence[Any]) -> None:
-        """Rebuild the acceptor state from persisted records (before any ``step``).
-
-        Args:
-            records: every record this replica put in ``out.persist``, in order.
-        """
-        for r in records:
-            if isinstance(r, PromisedRecord):
-                self.promised = max(self.promised, r.ballot)
-            elif isinstance(r, AcceptedRecord):
-                self.promised = max(self.promised, r.ballot)
-                for slot, value in r.entries:
-                    old = self._accepted.get(slot)
-                    if old is None or old[0] <= r.ballot:
-                        self._accepted[slot] = (r.ballot, value)
-            elif isinstance(r, CheckpointRecord):
-                if r.seq > self.low:
-                    self.low, self._low_root = r.seq, r.root
-            else:
-                raise TypeError(f"not a Paxos record: {r!r}")
-        self._accepted = {s: v for s, v in self._accepted.items() if s > self.low}
-        self._max_round = self.promised.round
-        self._next_slot = self.low + 1
-        self._check_invariants(Output(), self.promised, self.delivered)
 
     def step(self, event: Input) -> Output:
         """Handle one input; return persist/send/deliver/wants in that order of execution."""
@@ -509,25 +478,6 @@ class PaxosReplica:
         if self._election.leader() == self.node_id:
             self._retry_at = self._now + self._rng.randint(1, self.config.backoff_ticks_max)
 
-    def _on_prepare(self, sender: NodeId, msg: Prepare, out: Output, local: bool) -> None:
-        b = msg.ballot
-        self._see_ballot(b)
-        if b < self.promised:
-            self._counters["nacks"] += 1
-            self._send(out, sender, Nack(self.node_id, b, self.promised))
-            return
-        if b > self.promised:
-            self.promised = b
-            out.persist.append(PromisedRecord(b))
-        if self.role is not Role.FOLLOWER and b > self.ballot:
-            self._preempted(b)
-        entries = tuple(
-            PromiseEntry(s, ab, v)
-            for s, (ab, v) in sorted(self._accepted.items())
-            if s >= msg.from_slot
-        )
-        self._send(out, sender, Promise(self.node_id, b, self.low, entries))
-
     def _on_promise(self, sender: NodeId, msg: Promise, out: Output, local: bool) -> None:
         if self.role is not Role.CANDIDATE or msg.ballot != self.ballot:
             self._counters["dropped_stale"] += 1
@@ -568,38 +518,6 @@ class PaxosReplica:
 
     # -- phase 2 ----------------------------------------------------------------------
 
-    def _on_accept(self, sender: NodeId, msg: Accept, out: Output, local: bool) -> None:
-        b = msg.ballot
-        self._see_ballot(b)
-        if b < self.promised:
-            self._counters["nacks"] += 1
-            self._send(out, sender, Nack(self.node_id, b, self.promised))
-            return
-        if b > self.promised:
-            self.promised = b
-            out.persist.append(PromisedRecord(b))
-        if self.role is not Role.FOLLOWER and b > self.ballot:
-            self._preempted(b)
-        fresh: list[tuple[int, bytes]] = []
-        votes: list[Vote] = []
-        limit = self.low + 2 * self.config.window
-        for slot, value in msg.entries:
-            if not self.low < slot <= limit:
-                self._counters["dropped_stale"] += 1
-                continue
-            if value and (len(value) > self.config.value_bytes_max or not self._validity(value)):
-                self._counters["invalid_values"] += 1
-                continue
-            if self._accepted.get(slot) != (b, value):
-                self._accepted[slot] = (b, value)
-                fresh.append((slot, value))
-            d = digest_of(value)
-            votes.append(Vote(slot, d, self._signer.sign(vote_bytes(self._tag, slot, b, d))))
-        if fresh:
-            out.persist.append(AcceptedRecord(b, tuple(fresh)))
-        if votes:
-            self._send(out, NodeId(b.node), Accepted(self.node_id, b, tuple(votes)))
-
     def _on_accepted(self, sender: NodeId, msg: Accepted, out: Output, local: bool) -> None:
         if self.role is not Role.LEADER or msg.ballot != self.ballot:
             self._counters["dropped_stale"] += 1
@@ -623,133 +541,6 @@ class PaxosReplica:
         for start in range(0, len(decided), self.config.batch_values_max):
             chunk = tuple(decided[start : start + self.config.batch_values_max])
             self._broadcast(out, Decided(self.node_id, chunk), include_self=False)
-
-    # -- learning ---------------------------------------------------------------------
-
-    def _entry_proves(self, e: DecidedEntry) -> bool:
-        nodes = {node for node, _ in e.signatures}
-        if (
-            len(nodes) != len(e.signatures)
-            or len(nodes) < self._quorum
-            or not nodes <= self._members
-        ):
-            return False
-        signed = vote_bytes(self._tag, e.slot, e.ballot, digest_of(e.value))
-        return all(self._verifier.verify(NodeId(n), signed, sig) for n, sig in e.signatures)
-
-    def _on_decided(self, sender: NodeId, msg: Decided, out: Output, local: bool) -> None:
-        limit = self.low + 2 * self.config.window
-        for e in msg.entries:
-            if e.slot <= self.low or e.slot > limit:
-                self._counters["dropped_stale"] += 1
-                continue
-            known = self._chosen.get(e.slot)
-            if known is not None and known[1].digest == digest_of(e.value):
-                continue
-            if not self._entry_proves(e):
-                self._counters["dropped_signature"] += 1
-                continue
-            cert = Certificate(e.slot, e.ballot.packed, digest_of(e.value), e.signatures)
-            self._learn(e.slot, e.value, cert, out)
-
-    def _learn(self, slot: int, value: bytes, cert: Certificate, out: Output) -> None:
-        if slot <= self.low:
-            return
-        known = self._chosen.get(slot)
-        if known is not None:
-            if known[1].digest != cert.digest:
-                raise ConsensusBug(f"two values chosen for slot {slot}")
-            return
-        if slot <= self.delivered:
-            return  # covered by installed state; nothing to compare with
-        self._chosen[slot] = (value, cert)
-        while self.delivered + 1 in self._chosen:
-            self.delivered += 1
-            v, c = self._chosen[self.delivered]
-            out.deliver.append(Delivery(self.delivered, v, c))
-
-    def _on_catchup(self, sender: NodeId, msg: CatchUp, out: Output, local: bool) -> None:
-        if msg.from_slot <= self.low and self._low_proof:
-            self._send(
-                out,
-                sender,
-                CheckpointProof(self.node_id, self.low, self._low_root, self._low_proof),
-            )
-        entries: list[DecidedEntry] = []
-        slot = max(msg.from_slot, self.low + 1)
-        while slot in self._chosen and len(entries) < self.config.catchup_entries_max:
-            value, cert = self._chosen[slot]
-            entries.append(DecidedEntry(slot, Ballot.unpack(cert.view), value, cert.signatures))
-            slot += 1
-        for start in range(0, len(entries), self.config.batch_values_max):
-            chunk = tuple(entries[start : start + self.config.batch_values_max])
-            self._send(out, sender, Decided(self.node_id, chunk))
-
-    # -- checkpoints --------------------------------------------------------------------
-
-    def _on_applied(self, seq: int, root: bytes, out: Output) -> None:
-        if seq <= self.applied:
-            return
-        if seq > self.delivered:
-            # The driver installed state up to seq (state transfer or restart).
-            self.delivered = self._base = seq
-            while self.delivered + 1 in self._chosen:
-                self.delivered += 1
-                v, c = self._chosen[self.delivered]
-                out.deliver.append(Delivery(self.delivered, v, c))
-        self.applied = seq
-        if seq % self.config.checkpoint_interval == 0 and seq > self.low:
-            self._own_checkpoint = self._sign(Checkpoint(self.node_id, seq, root))
-            self._broadcast(out, Checkpoint(self.node_id, seq, root), include_self=True)
-
-    def _on_checkpoint(self, sender: NodeId, msg: Checkpoint, out: Output, local: bool) -> None:
-        if not self.low < msg.seq <= self.low + 2 * self.config.window:
-            self._counters["dropped_stale"] += 1
-            return
-        votes = self._checkpoint_votes.setdefault(msg.seq, {})
-        votes[sender] = (msg.root, msg.signature)
-        matching = tuple(sorted((n, sig) for n, (r, sig) in votes.items() if r == msg.root))
-        if len(matching) >= self._quorum:
-            self._stabilize(msg.seq, msg.root, matching, out)
-
-    def _on_checkpoint_proof(
-        self, sender: NodeId, msg: CheckpointProof, out: Output, local: bool
-    ) -> None:
-        if msg.seq < self.low or (msg.seq == self.low and self.delivered >= self.low):
-            self._counters["dropped_stale"] += 1
-            return
-        nodes = {n for n, _ in msg.votes}
-        ok = (
-            len(nodes) == len(msg.votes)
-            and len(nodes) >= self._quorum
-            and nodes <= self._members
-            and all(
-                self._verifier.verify(
-                    NodeId(n), Checkpoint(NodeId(n), msg.seq, msg.root).signed_bytes(self._tag), sig
-                )
-                for n, sig in msg.votes
-            )
-        )
-        if not ok:
-            self._counters["dropped_signature"] += 1
-            return
-        self._stabilize(msg.seq, msg.root, msg.votes, out)
-
-    def _stabilize(
-        self, seq: int, root: bytes, proof: tuple[tuple[int, bytes], ...], out: Output
-    ) -> None:
-        if seq > self.low:
-            self.low, self._low_root = seq, root
-            out.persist.append(CheckpointRecord(seq, root))
-            self._accepted = {s: v for s, v in self._accepted.items() if s > seq}
-            self._chosen = {s: v for s, v in self._chosen.items() if s > seq}
-            self._inflight = {s: v for s, v in self._inflight.items() if s > seq}
-            self._checkpoint_votes = {s: v for s, v in self._checkpoint_votes.items() if s > seq}
-            self._next_slot = max(self._next_slot, seq + 1)
-        self._low_proof = proof
-        if self.delivered < seq and self._wanted < seq:
-            self._wanted = seq
-            out.wants.append(StateWanted(seq, root, proof))
 
     # -- invariants ---------------------------------------------------------------------
 
