@@ -84,7 +84,8 @@ class Machine:
             if not msg.code:
                 return FrameResult(True, msg.gas, b"", (), "")
             if len(msg.code) > self.config.code_bytes_max:
-                raise CodeTooLarge(f"code of {len(msg.code)} bytes exceeds the limit")
+                limit = self.config.code_bytes_max
+                raise CodeTooLarge(f"code of {len(msg.code)} bytes exceeds {limit}")
             frame = Frame(self, msg, self._jump_table(msg.code), self.config.memory_bytes_max)
             end_pc = self._run(frame)
         except VMFault as fault:
