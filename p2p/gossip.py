@@ -86,6 +86,7 @@ class GossipStatistics:
     duplicates: int
     dropped_rate: int
     dropped_malformed: int
+    dropped_no_peers: int
     batches_sent: int
 
 
@@ -146,6 +147,7 @@ class TxGossip:
         self._dropped_rate = 0
         self._dropped_malformed = 0
         self._batches_sent = 0
+        self._dropped_no_peers = 0
 
     def submit(self, tx: bytes, *, now: int, peers: Collection[PeerId],
                origin: PeerId | None = None) -> GossipOutput:
@@ -212,7 +214,8 @@ class TxGossip:
         return GossipStatistics(
             seen=len(self._seen), pending=len(self._pending), delivered=self._delivered,
             duplicates=self._duplicates, dropped_rate=self._dropped_rate,
-            dropped_malformed=self._dropped_malformed, batches_sent=self._batches_sent,
+            dropped_malformed=self._dropped_malformed, dropped_no_peers=self._dropped_no_peers,
+            batches_sent=self._batches_sent,
         )
 
     # ------------------------------------------------------------------ internals
@@ -239,6 +242,13 @@ class TxGossip:
 
     def _flush(self, peers: Collection[PeerId]) -> GossipOutput:
         cfg = self.config
+        if not peers:
+            # Nobody to send to yet (a node starting up): keep the newest batch for the first
+            # peer that connects, dropping the oldest beyond one batch.
+            while len(self._pending) > cfg.batch_count_max:
+                self._pending.popitem(last=False)
+                self._dropped_no_peers += 1
+            return GossipOutput()
         sends = []
         entries = list(self._pending.values())
         self._pending.clear()

@@ -1,9 +1,9 @@
 """Trio glue for the transaction gossip core: ticks, inbound batches, outbound sends.
 
 Runs next to a :class:`~p2p.peers.PeerManager`: it subscribes to ``Kind.TX_BATCH``, feeds
-every batch to :class:`~p2p.gossip.TxGossip`, ticks the core every ``tick_seconds`` (the
-manager's tick), and executes each :class:`~p2p.gossip.GossipOutput` in order: batches are
-queued per peer with ``send_nowait`` (a full queue drops that batch, counted, instead of
+every batch to :class:`~p2p.gossip.TxGossip`, ticks the core every half batching deadline
+(in the manager's ticks), and executes each :class:`~p2p.gossip.GossipOutput` in order:
+batches are queued per peer with ``send_nowait`` (a full queue drops that batch, counted, instead of
 stalling gossip), offenders are reported to the manager's scores, new transactions go to the
 bounded ``delivered`` channel that the node reads (that one waits: the node's mempool sets
 the pace).
@@ -65,9 +65,10 @@ class GossipService:
         await self._execute(out)
 
     async def _ticker(self) -> None:
-        tick = self._manager.config.tick_seconds
+        # Half the batching deadline: a batch waits at most 1.5x batch_ticks_max.
+        period = self._manager.config.tick_seconds * max(1, self.core.config.batch_ticks_max // 2)
         while True:
-            await trio.sleep(tick)
+            await trio.sleep(period)
             await self._execute(self.core.tick(self._now(), self._manager.connected_peers()))
 
     async def _execute(self, out: GossipOutput) -> None:

@@ -133,3 +133,13 @@ def test_sans_io_full_mesh_delivers_each_tx_once_per_node_with_no_echo() -> None
         assert sorted(delivered[i]) == sorted(b"tx%d" % n for n in range(10))
     assert delivered[ids[0]] == []
     assert received_by_origin == 0
+
+
+def test_with_no_peer_connected_the_newest_batch_waits_for_the_first_peer() -> None:
+    g = core(batch_count_max=3, batch_ticks_max=1)
+    for i in range(5):
+        g.submit(b"t%d" % i, now=0, peers=[])
+    assert g.tick(5, []).send == ()
+    [(peer, batch)] = g.tick(6, [P1]).send
+    assert peer == P1 and decode_batch(batch, 3, 1 << 16) == [b"t2", b"t3", b"t4"]
+    assert g.statistics().dropped_no_peers == 2
