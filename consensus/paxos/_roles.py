@@ -228,8 +228,7 @@ class _LearnerRole(_Shared):
             if known[1].digest != cert.digest:
                 raise ConsensusBug(f"two values chosen for slot {slot}")
             return
-        if slot <= self.delivered:
-            return  # covered by installed state; nothing to compare with
+        # Kept even at or below `delivered` (installed state) so that we can serve it.
         self._chosen[slot] = (value, cert)
         while self.delivered + 1 in self._chosen:
             self.delivered += 1

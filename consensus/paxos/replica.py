@@ -418,7 +418,7 @@ class PaxosReplica(_AcceptorRole, _LearnerRole):
         self._counters["retransmissions"] += 1
         if self.role is Role.CANDIDATE:
             for m in sorted(self._members - set(self._promises)):
-                self._send(out, m, Prepare(self.node_id, self.ballot, self._first_unchosen()))
+                self._send(out, m, Prepare(self.node_id, self.ballot, self.low + 1))
         elif self.role is Role.LEADER and self._inflight:
             slots = sorted(self._inflight)[: self.config.batch_values_max]
             entries = tuple((s, self._inflight[s].value) for s in slots)
@@ -432,7 +432,7 @@ class PaxosReplica(_AcceptorRole, _LearnerRole):
     def _maybe_catch_up(self, out: Output) -> None:
         if self._wanted > self.delivered:
             return  # waiting for the driver to install state
-        best, ahead = None, self.delivered
+        ahead = []
         for peer in sorted(self._fd.alive()):
             payload = self._fd.payload_of(peer)
             if payload is None:
@@ -441,19 +441,14 @@ class PaxosReplica(_AcceptorRole, _LearnerRole):
                 theirs = rlp.sedes.big_endian_int.deserialize(rlp.decode(payload, strict=True))
             except (rlp.exceptions.RLPException, TypeError):
                 continue
-            if theirs > ahead:
-                best, ahead = peer, theirs
-        if best is not None:
+            if theirs > self.delivered:
+                ahead.append(peer)
+        if ahead:
+            # A random peer ahead: one that restarted may be ahead without the log to serve.
             self._counters["catchups_sent"] += 1
-            self._send(out, best, CatchUp(self.node_id, self.delivered + 1))
+            self._send(out, self._rng.choice(ahead), CatchUp(self.node_id, self.delivered + 1))
 
     # -- phase 1 ----------------------------------------------------------------------
-
-    def _first_unchosen(self) -> int:
-        slot = max(self.delivered, self.low) + 1
-        while slot in self._chosen:
-            slot += 1
-        return slot
 
     def _start_phase1(self, out: Output) -> None:
         self._counters["phase1_started"] += 1
@@ -463,9 +458,7 @@ class PaxosReplica(_AcceptorRole, _LearnerRole):
         self._promises = {}
         self._inflight = {}
         self._retry_at = None
-        self._broadcast(
-            out, Prepare(self.node_id, self.ballot, self._first_unchosen()), include_self=True
-        )
+        self._broadcast(out, Prepare(self.node_id, self.ballot, self.low + 1), include_self=True)
 
     def _step_down(self) -> None:
         self.role = Role.FOLLOWER
@@ -487,8 +480,13 @@ class PaxosReplica(_AcceptorRole, _LearnerRole):
             self._finish_phase1(out)
 
     def _finish_phase1(self, out: Output) -> None:
-        """Re-propose every value possibly chosen; fill the holes with no-ops."""
-        start = max(self._first_unchosen(), max(p.low for p in self._promises.values()) + 1)
+        """Re-propose every value possibly chosen; fill the holes with no-ops.
+
+        Phase 1 covers every slot above the stable checkpoint, so slots this replica knows
+        only through installed state (a restart) get chosen again with a certificate it can
+        serve to peers that lack them. Slots it already holds certificates for are skipped.
+        """
+        start = max(self.low, max(p.low for p in self._promises.values())) + 1
         best: dict[int, tuple[Ballot, bytes]] = {}
         for p in self._promises.values():
             for e in p.entries:
@@ -497,7 +495,7 @@ class PaxosReplica(_AcceptorRole, _LearnerRole):
         top = max(best, default=start - 1)
         self.role = Role.LEADER
         self._promises = {}
-        self._next_slot = max(top + 1, start)
+        self._next_slot = max(top, start - 1, self.delivered, max(self._chosen, default=0)) + 1
         entries = [
             (s, best[s][1] if s in best else b"")
             for s in range(start, top + 1)

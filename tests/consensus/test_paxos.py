@@ -413,3 +413,21 @@ def test_tick_before_anything_else_starts_the_election() -> None:
     out = c.replicas[N2].step(Tick(0))
     assert c.replicas[N2].leader() == N2 and c.replicas[N2].role is Role.CANDIDATE
     assert any(isinstance(m, Prepare) for _, m in out.send)
+
+
+def test_restarted_leader_re_chooses_slots_it_knows_only_from_its_application_state() -> None:
+    # Regression (found by random schedules): the leader delivered slot 1, nobody else
+    # learned it, and the leader restarted with its application at height 1 but no log.
+    c = started(3)
+    c.propose(N2, b"only-the-leader-learned")
+    c.queue = [f for f in c.queue if not isinstance(decode_message(f.data), Decided)]
+    while c.queue:
+        f = c.queue.pop(0)
+        if not isinstance(decode_message(f.data), Decided):
+            c.deliver(f)
+    assert c.apps[N2].height == 1 and c.values(N0) == []
+    c.crash(N2)
+    c.restart(N2)
+    c.run_until(lambda: all(c.apps[i].height == 1 for i in c.ids), ticks=100)
+    assert c.values(N0) == c.values(N1) == [b"only-the-leader-learned"]
+    c.check_agreement()
