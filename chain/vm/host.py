@@ -70,7 +70,8 @@ class VMConfig:
     steps_max: int = 1_000_000
     logs_max: int = LOGS_PER_RECEIPT_MAX
     log_bytes_max: int = LOG_DATA_BYTES_MAX
-    jumpdest_cache_entries_max: int = 64
+    #: Jump maps kept by a :class:`~chain.vm.runtime.VMRuntime` across transactions.
+    code_cache_entries_max: int = 256
 
 
 @dataclass(frozen=True, slots=True)

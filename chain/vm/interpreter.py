@@ -13,7 +13,7 @@ The loop charges the base gas, checks stack bounds and the transaction-wide step
 calls the handler, which returns the next pc. Running off the end of the code is STOP.
 
 One ``Machine`` serves one transaction: it counts steps and logs across all of that
-transaction's frames and caches jump tables by code. It is pure: no clock, no randomness, no
+transaction's frames; jump maps come from a :class:`CodeCache` (its own, or a runtime's). It is pure: no clock, no randomness, no
 I/O, no floating point; the same state and message give the same result and writes.
 """
 
@@ -36,7 +36,7 @@ from chain.vm.errors import (
 from chain.vm.host import BlockContext, Message, VMConfig, VMState
 from chain.vm.opcodes import OPCODES, Op
 
-__all__ = ["FrameResult", "Machine"]
+__all__ = ["CodeCache", "FrameResult", "Machine"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,16 +60,52 @@ class FrameResult:
     fault: VMFault | None = None
 
 
+class CodeCache:
+    """Jump destinations of recently run code, keyed by the code itself; LRU, at most ``entries_max``.
+
+    Only speed depends on it: a miss recomputes the same map. A runtime keeps one across
+    transactions so popular contracts are analysed once.
+    """
+
+    def __init__(self, entries_max: int) -> None:
+        self.entries_max = entries_max
+        self._maps: OrderedDict[bytes, frozenset[int]] = OrderedDict()
+
+    def jump_map(self, code: bytes) -> frozenset[int]:
+        """The :func:`~chain.vm._frame.jump_destinations` of ``code``."""
+        maps = self._maps
+        found = maps.get(code)
+        if found is not None:
+            maps.move_to_end(code)
+            return found
+        found = jump_destinations(code)
+        maps[code] = found
+        if len(maps) > self.entries_max:
+            maps.popitem(last=False)
+        return found
+
+    def __len__(self) -> int:
+        return len(self._maps)
+
+
 class Machine:
     """Executes messages for one transaction. Not reentrant across transactions."""
 
-    def __init__(self, state: VMState, env: BlockContext, config: VMConfig | None = None) -> None:
+    def __init__(
+        self,
+        state: VMState,
+        env: BlockContext,
+        config: VMConfig | None = None,
+        code_cache: CodeCache | None = None,
+    ) -> None:
         self.state = state
         self.env = env
         self.config = config or VMConfig()
         self.steps = 0
         self.logs_emitted = 0
-        self._jumpdests: OrderedDict[bytes, frozenset[int]] = OrderedDict()
+        if code_cache is None:
+            code_cache = CodeCache(self.config.code_cache_entries_max)
+        self._code_cache = code_cache
 
     def execute(self, msg: Message) -> FrameResult:
         """Run ``msg``: move its value, run its code, keep or revert its effects.
@@ -86,7 +122,7 @@ class Machine:
             if len(msg.code) > self.config.code_bytes_max:
                 limit = self.config.code_bytes_max
                 raise CodeTooLarge(f"code of {len(msg.code)} bytes exceeds {limit}")
-            frame = Frame(self, msg, self._jump_table(msg.code), self.config.memory_bytes_max)
+            frame = Frame(self, msg, self._code_cache.jump_map(msg.code), self.config.memory_bytes_max)
             end_pc = self._run(frame)
         except VMFault as fault:
             state.revert(snapshot)
@@ -95,16 +131,6 @@ class Machine:
             state.revert(snapshot)
             return FrameResult(False, frame.gas, frame.output, (), f"reverted at pc {end_pc}")
         return FrameResult(True, frame.gas, frame.output, tuple(frame.logs), "")
-
-    def _jump_table(self, code: bytes) -> frozenset[int]:
-        cache = self._jumpdests
-        dests = cache.get(code)
-        if dests is None:
-            dests = jump_destinations(code)
-            cache[code] = dests
-            if len(cache) > self.config.jumpdest_cache_entries_max:
-                cache.popitem(last=False)
-        return dests
 
     def _run(self, f: Frame) -> int:
         """Run ``f`` to completion; return the pc of the halting instruction.

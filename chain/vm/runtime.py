@@ -35,7 +35,7 @@ from chain.vm import gas as g
 from chain.vm._frame import Log
 from chain.vm.errors import CodeTooLarge, CreateCollision, OutOfGas, VMFault
 from chain.vm.host import BlockContext, Message, VMConfig, VMState
-from chain.vm.interpreter import FrameResult, Machine
+from chain.vm.interpreter import CodeCache, FrameResult, Machine
 
 __all__ = [
     "CREATE_DOMAIN",
@@ -100,13 +100,14 @@ def run_call(
     data: bytes,
     gas: int,
     config: VMConfig | None = None,
+    code_cache: CodeCache | None = None,
 ) -> Outcome:
     """Call the contract at ``to`` (a plain value transfer if it has no code).
 
     Returns:
         The outcome; VM faults become failed outcomes, never exceptions.
     """
-    machine = Machine(state, env, config)
+    machine = Machine(state, env, config, code_cache)
     msg = Message(sender=sender, to=to, value=value, data=data, gas=gas, code=state.get_code(to))
     return _outcome(machine.execute(msg), gas, machine)
 
@@ -121,13 +122,14 @@ def run_create(
     init_code: bytes,
     gas: int,
     config: VMConfig | None = None,
+    code_cache: CodeCache | None = None,
 ) -> Outcome:
     """Deploy: run ``init_code`` at the derived address and store what it returns as code.
 
     Returns:
         The outcome, with ``contract_address`` set on success.
     """
-    machine = Machine(state, env, config)
+    machine = Machine(state, env, config, code_cache)
     address = contract_address(sender, nonce)
     if state.get_code(address) or state.nonce(address):
         fault: VMFault = CreateCollision(f"address 0x{address.hex()} is already in use")
@@ -162,6 +164,7 @@ class VMRuntime:
 
     def __init__(self, config: VMConfig | None = None) -> None:
         self.config = config or VMConfig()
+        self.code_cache = CodeCache(self.config.code_cache_entries_max)
 
     def create(
         self, state: StateDB, ctx: ExecutionContext, tx: Transaction, gas: int
@@ -176,6 +179,7 @@ class VMRuntime:
             init_code=tx.data,
             gas=gas,
             config=self.config,
+            code_cache=self.code_cache,
         )
         return _call_result(outcome)
 
@@ -192,6 +196,7 @@ class VMRuntime:
             data=tx.data,
             gas=gas,
             config=self.config,
+            code_cache=self.code_cache,
         )
         return _call_result(outcome)
 
@@ -215,7 +220,7 @@ class VMRuntime:
         try:
             return run_call(
                 state, ctx, sender=sender, to=to, value=value, data=data, gas=gas,
-                config=self.config,
+                config=self.config, code_cache=self.code_cache,
             )  # fmt: skip
         finally:
             state.revert(snapshot)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 
+from chain.vm import VMRuntime
 from chain.vm.abi import decode_words, encode_call
 from chain.vm.assembler import assemble, deploy_code, loader_for
 from chain.vm.host import VMConfig
+from chain.vm.interpreter import CodeCache
 from chain.vm.runtime import contract_address, run_create
 from tests.chain.vm.helpers import CALLER, CTX, FUNDS, Chain, example, fresh_state
 
@@ -95,3 +97,22 @@ def test_running_code_over_the_limit_is_a_fault() -> None:
         gas=100_000, config=VMConfig(code_bytes_max=31),
     )  # fmt: skip
     assert out.reason == "code of 32 bytes exceeds 31"
+
+
+def test_code_cache_is_bounded_lru_and_kept_by_the_runtime() -> None:
+    cache = CodeCache(2)
+    a, b, c = assemble("x:\nSTOP").code, assemble("PUSH1 0x5b\ny:").code, b"\x00"
+    assert cache.jump_map(a) == frozenset({0})
+    assert cache.jump_map(b) == frozenset({2})  # the 0x5b inside PUSH data is not a target
+    cache.jump_map(a)  # a is now the most recent
+    cache.jump_map(c)
+    assert len(cache) == 2
+    assert cache.jump_map(a) is cache.jump_map(a)
+    chain = Chain()
+    counter = chain.deploy("alice", example("counter"))
+    runtime = chain.executor.runtime
+    assert isinstance(runtime, VMRuntime)
+    cached = len(runtime.code_cache)
+    for _ in range(3):
+        assert chain.send("bob", counter, data=encode_call(0x01)).succeeded
+    assert len(runtime.code_cache) == cached + 1  # the runtime code, analysed once
