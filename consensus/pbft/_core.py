@@ -117,6 +117,8 @@ class ReplicaCore:
         self._applied_roots: dict[int, bytes] = {}
         self._stable: CheckpointProof | None = None
         self._slots: dict[int, Slot] = {}
+        self._slot_seq_max = 0
+        self._touched: set[int] = set()
         self._voted: dict[tuple[int, int], bytes] = {}
         self._own_checkpoints: dict[int, Checkpoint] = {}
         self._checkpoint_votes: dict[int, dict[NodeId, Checkpoint]] = {}
@@ -209,8 +211,10 @@ class ReplicaCore:
                 raise ConsensusBug(f"slot {seq} outside watermarks ({self.low}, {self.high}]")
             slot = Slot(seq, view=self.view)
             self._slots[seq] = slot
+            self._slot_seq_max = max(self._slot_seq_max, seq)
         else:
             slot.move_to(self.view)
+        self._touched.add(seq)
         return slot
 
     def _reply_allowed(self, node: NodeId) -> bool:
@@ -226,6 +230,15 @@ class ReplicaCore:
         limit = 4 * self.config.window + self.config.proposal_queue_max
         while len(self._recent) > limit:
             del self._recent[next(iter(self._recent))]
+
+    def _has_unfinished_slot(self) -> bool:
+        """Is there an accepted pre-prepare or a commit above the last executed value?"""
+        slots = self._slots
+        for seq in range(self.last_executed + 1, self._slot_seq_max + 1):
+            slot = slots.get(seq)
+            if slot is not None and (slot.committed is not None or slot.pre_prepare is not None):
+                return True
+        return False
 
     def _digest_in_flight(self, digest: bytes) -> bool:
         return any(

@@ -257,10 +257,7 @@ class ViewChangeMixin(ReplicaCore):
 
     def _update_timer(self) -> None:
         if self.phase is Phase.NORMAL:
-            busy = bool(self._pending) or any(
-                seq > self.last_executed and (slot.committed is not None or slot.pre_prepare is not None)
-                for seq, slot in self._slots.items()
-            )
+            busy = bool(self._pending) or self._has_unfinished_slot()
             if not busy:
                 self._deadline = None
             elif self._deadline is None:

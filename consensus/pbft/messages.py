@@ -79,6 +79,24 @@ _HASH_BYTES = 32
 # --- field codecs ------------------------------------------------------------------------
 
 
+def _rlp(item: Any) -> bytes:
+    """Canonical RLP of nested lists of bytes (the same bytes as ``rlp.encode``, faster)."""
+    if isinstance(item, bytes):
+        n = len(item)
+        if n == 1 and item[0] < 0x80:
+            return item
+        return _prefix(n, 0x80) + item
+    payload = b"".join([_rlp(x) for x in item])
+    return _prefix(len(payload), 0xC0) + payload
+
+
+def _prefix(length: int, offset: int) -> bytes:
+    if length < 56:
+        return bytes((offset + length,))
+    size = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes((offset + 55 + len(size),)) + size
+
+
 def _u(value: int) -> bytes:
     return b"" if value == 0 else value.to_bytes((value.bit_length() + 7) // 8, "big")
 
@@ -150,11 +168,11 @@ class SignedMessage:
 
     def encode(self) -> bytes:
         """Canonical bytes on the wire."""
-        return rlp.encode(self.to_rlp())  # type: ignore[no-any-return]
+        return _rlp(self.to_rlp())
 
     def signing_bytes(self, instance_tag: bytes = DEFAULT_INSTANCE_TAG) -> bytes:
         """RLP ``[instance_tag, kind, body, sender]`` (the signature is over DOMAIN_TAG + this)."""
-        return rlp.encode([instance_tag, _u(self.KIND), self._body(), _u(self.sender)])  # type: ignore[no-any-return]
+        return _rlp([instance_tag, _u(self.KIND), self._body(), _u(self.sender)])
 
     def signed_bytes(self, instance_tag: bytes = DEFAULT_INSTANCE_TAG) -> bytes:
         """The exact bytes the sender signs."""
@@ -311,7 +329,7 @@ class PreparedCert:
         return [self.pre_prepare.to_rlp(), [p.to_rlp() for p in self.prepares]]
 
     def encode(self) -> bytes:
-        return rlp.encode([_u(self.KIND), self.to_rlp()])  # type: ignore[no-any-return]
+        return _rlp([_u(self.KIND), self.to_rlp()])
 
     @property
     def view(self) -> int:
@@ -346,7 +364,7 @@ class CheckpointProof:
         return [_u(self.seq), self.state_root, [c.to_rlp() for c in self.checkpoints]]
 
     def encode(self) -> bytes:
-        return rlp.encode([_u(self.KIND), self.to_rlp()])  # type: ignore[no-any-return]
+        return _rlp([_u(self.KIND), self.to_rlp()])
 
     @classmethod
     def from_rlp(cls, item: Any) -> CheckpointProof:

@@ -597,6 +597,7 @@ class PbftReplica(ViewChangeMixin, CheckpointMixin):
         for seq, cert in sorted(prepared.items()):
             if self._in_window(seq):
                 self._slots[seq] = Slot(seq, view=cert.view, pre_prepare=cert.pre_prepare, prepared=cert)
+                self._slot_seq_max = max(self._slot_seq_max, seq)
         for vote in own_votes:
             if vote.seq <= h:
                 continue
@@ -629,9 +630,13 @@ class PbftReplica(ViewChangeMixin, CheckpointMixin):
         if out.deliver and expected != self.last_executed:
             raise ConsensusBug("last_executed does not match the deliveries")
         low, high = self.low, self.high
-        for seq, slot in self._slots.items():
-            if not low < seq <= high:
-                raise ConsensusBug(f"slot {seq} outside watermarks ({low}, {high}]")
+        if self._slots and not (low < min(self._slots) and max(self._slots) <= high):
+            raise ConsensusBug(f"log outside watermarks ({low}, {high}]")
+        touched, self._touched = self._touched, set()
+        for seq in touched:
+            slot = self._slots.get(seq)
+            if slot is None:
+                continue
             pp, cert = slot.pre_prepare, slot.prepared
             if pp is not None and cert is not None and cert.view == pp.view and cert.digest != pp.digest:
                 raise ConsensusBug(f"two prepared digests for ({pp.view}, {seq})")
