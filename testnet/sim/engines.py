@@ -140,15 +140,13 @@ def _pbft_decode(data: bytes) -> Any:
 
 
 def _pbft_verify(s: NodeSetup) -> Callable[[Delivery], bool]:
-    from consensus.pbft import replica as mod
-    fn = getattr(mod, "verify_certificate", None)
+    """The replica's own certificate check, bound to the delivered value's digest."""
+    from consensus.pbft.replica import PbftReplica
+
     config = _pbft_config(s)
-    verifier = s.verifier
-    if fn is not None:
-        return lambda d: bool(fn(config, verifier, d.certificate, d.value))
-    checker = _pbft_build(s)
-    method = checker.verify_certificate  # type: ignore[attr-defined]
-    return lambda d: bool(method(d.certificate, d.value))
+    checker = PbftReplica(config, s.node_id, s.signer, s.verifier, s.validity, s.rng)
+    return lambda d: d.certificate.seq == d.seq and bool(
+        checker.verify_certificate(d.certificate, config.digest_of(d.value)))
 
 
 # -- paxos ----------------------------------------------------------------------------------
@@ -171,9 +169,12 @@ def _paxos_decode(data: bytes) -> Any:
 
 
 def _paxos_verify(s: NodeSetup) -> Callable[[Delivery], bool]:
-    checker = _paxos_build(s)
-    method = checker.verify_certificate  # type: ignore[attr-defined]
-    return lambda d: bool(method(d.certificate, d.value))
+    from consensus.paxos.config import verify_certificate
+
+    config = _paxos_config(s)
+    verifier = s.verifier
+    return lambda d: d.certificate.seq == d.seq and bool(verify_certificate(
+        d.certificate, d.value, verifier, config.n, config.instance_tag))
 
 
 ENGINES: dict[str, EngineSpec] = {

@@ -185,6 +185,8 @@ FAULT_PRESETS: dict[str, FaultConfig] = {
     "none": FaultConfig.none(),
     "crash": FaultConfig.crash_only(),
     "lossy": FaultConfig(drop_max=0.3, duplicate_max=0.1, reorder_max=0.3, delay_ticks_max=10),
+    "heavy": FaultConfig(partitions_max=3, oneway_partitions_max=2, crashes_max=2,
+                         drift_nodes_max=2),
     "twins": FaultConfig(drop_max=0.05, partitions_max=3, oneway_partitions_max=0,
                          partition_ticks_max=150, crashes_max=0),
 }

@@ -8,7 +8,8 @@ the world (1) handles the events due at that tick (message arrivals, crashes, re
 partition starts and ends), (2) ticks every running endpoint whose local clock advanced
 (clock drift: a slow endpoint's clock advances at ``rate < 1``), (3) hands out workload
 proposals. An engine's :class:`Output` is executed in contract order: persist (appended to
-the endpoint's durable records), send (encoded to bytes, decoded again per recipient),
+the endpoint's durable records), send (encoded to bytes, decoded again per recipient; a sample of honest
+sends must survive ``decode(encode(m)).encode() == encode(m)``),
 deliver (checked, appended to the application log, then ``Applied(seq, root)`` is fed back
 where ``root`` hashes the delivered prefix), evidence (checked), wants (state installed from
 an honest replica whose application holds that checkpoint, then ``Applied``).
@@ -57,6 +58,8 @@ __all__ = ["CrashInfo", "Endpoint", "World", "derive_rng"]
 GENESIS_ROOT = b"\x00" * 32
 _STEP_CHAIN_MAX = 10_000       # Applied feedback per event; more means an engine loops
 _WANTS_PENDING_MAX = 64
+_CODEC_FIRST_CHECKED = 8      # round-trip every message type's first sends ...
+_CODEC_SAMPLE_EVERY = 16      # ... then one send in this many (the check costs a decode)
 
 
 def derive_rng(seed: int, purpose: str) -> random.Random:
@@ -129,6 +132,8 @@ class World:
         self.lost_to_down = 0
         self.wants_served = 0
         self.steps = 0
+        self._sends = 0
+        self._codec_seen: dict[str, int] = {}
 
     # -- scheduling ---------------------------------------------------------------------------
     def schedule(self, tick: int, kind: str, a: int = -1, b: int = -1, payload: Any = None) -> None:
@@ -296,7 +301,8 @@ class World:
         except Exception as exc:
             self._crash(e, f"encode of {type(msg).__name__}", exc)
         digest = short_hash(data)
-        if self._check_codec and e.behaviour is None:
+        self._sends += 1
+        if self._check_codec and e.behaviour is None and self._sample_codec(msg):
             try:
                 again = self._decode(data).encode()
             except Exception as exc:
@@ -313,6 +319,13 @@ class World:
             self.trace.record(now, "send", e.ep, dst, digest)
             for arrival in self.network.transmit(e.ep, dst, now):
                 self.schedule(arrival, "msg", e.ep, dst, (data, digest))
+
+    def _sample_codec(self, msg: Any) -> bool:
+        """Round-trip the first few messages of each type, then one send in 16."""
+        name = type(msg).__name__
+        seen = self._codec_seen.get(name, 0)
+        self._codec_seen[name] = seen + 1
+        return seen < _CODEC_FIRST_CHECKED or self._sends % _CODEC_SAMPLE_EVERY == 0
 
     def _deliver(self, e: Endpoint, d: Any, work: deque[Input]) -> None:
         self.trace.record(self.tick, "deliver", e.ep, d.seq, short_hash(d.value))
