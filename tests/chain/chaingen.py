@@ -9,8 +9,8 @@ validator (Ed25519 signatures are deterministic).
 
 Also runnable as the crash test's child: ``python chaingen.py serve SEED`` is a zygote that
 imports everything once and, per ``run PATH`` line on stdin, forks a writer which opens the
-LevelDB ledger at PATH and commits blocks until it is killed, printing ``opened H`` and
-``committed H`` lines; ``reap PID`` waits for a killed writer and prints ``reaped PID``.
+LevelDB ledger at PATH and commits blocks (pruning now and then) until it is killed,
+printing ``opened PID H`` and ``committed H`` lines; ``reap PID`` waits for a killed writer and prints ``reaped PID``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import traceback
 from dataclasses import dataclass
 
 from chain.block import EMPTY_CERTIFICATE, Block, CommitCertificate, build_block, make_certificate
+from chain.checkpoint import prune
 from chain.executor import BlockResult, Executor
 from chain.genesis import Genesis, make_dev_genesis
 from chain.keys import PrivateKey
@@ -31,6 +32,9 @@ from chain.params import TX_BASE_GAS
 from chain.tx import Transaction, make_transaction
 
 CHAIN_ID = 4242
+#: The crash test's writer prunes every PRUNE_EVERY blocks, keeping PRUNE_RETENTION.
+PRUNE_EVERY = 7
+PRUNE_RETENTION = 8
 BALANCE = 10**15
 
 
@@ -121,7 +125,11 @@ def _serve(seed: int) -> None:  # pragma: no cover - runs in the crash test's ch
     from chain.db.level import LevelDB
 
     gen = ChainGen(seed=seed)
-    out = sys.stdout
+
+    def say(line: str) -> None:
+        # One write(2) per line: a kill can never leave half a line in the pipe.
+        os.write(1, (line + "\n").encode())
+
     for line in sys.stdin:
         command, arg = line.split()
         if command == "run":
@@ -129,17 +137,22 @@ def _serve(seed: int) -> None:  # pragma: no cover - runs in the crash test's ch
             if pid == 0:
                 try:
                     ledger = gen.open(LevelDB(arg))
-                    print(f"opened {os.getpid()} {ledger.height}", file=out, flush=True)
+                    say(f"opened {os.getpid()} {ledger.height}")
+                    # Finish a prune a kill interrupted (a no-op when there is nothing to do).
+                    prune(ledger, PRUNE_RETENTION, batch_heights_max=3)
                     while True:
                         gen.commit_next(ledger)
-                        print(f"committed {ledger.height}", file=out, flush=True)
+                        say(f"committed {ledger.height}")
+                        if ledger.height % PRUNE_EVERY == 0:
+                            # Several small batches, so kills also land between them.
+                            prune(ledger, PRUNE_RETENTION, batch_heights_max=3)
                 except BaseException:
                     traceback.print_exc()
                 finally:
                     os._exit(1)
         elif command == "reap":
             os.waitpid(int(arg), 0)
-            print(f"reaped {arg}", file=out, flush=True)
+            say(f"reaped {arg}")
 
 
 if __name__ == "__main__":  # pragma: no cover

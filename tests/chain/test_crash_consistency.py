@@ -8,8 +8,10 @@ seeded random delay, then reopens the database and checks:
 
 * the head is the last acknowledged block or the one after it (its batch reached the log
   before the kill), never less (no acknowledged commit lost);
-* every block from 0 to the head is readable, chains by parent hash, and equals the block a
-  replay in a MemoryDB produced at that height (the replay advances cumulatively);
+* every block from the floor to the head is readable, chains by parent hash, and equals the
+  block a replay in a MemoryDB produced at that height (the replay advances cumulatively);
+  the writer prunes in small batches now and then, so kills also land between prune batches:
+  below the floor reads say "pruned" and no transaction index entry points there;
 * the head state commitment, the full state root and the latest checkpoint equal the
   replay's, and the snapshot of the latest checkpoint verifies against its digest;
 * the next writer starts from exactly that head.
@@ -27,10 +29,13 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from chain.checkpoint import export_snapshot, verify_snapshot
-from chain.db import LevelDB, MemoryDB
+from chain.db import LevelDB, MemoryDB, schema
+from chain.ledger import Pruned
 from chain.state import full_state_root
-from tests.chain.chaingen import ChainGen
+from tests.chain.chaingen import PRUNE_RETENTION, ChainGen
 
 SEED = 20261128
 KILLS = 60
@@ -85,6 +90,7 @@ def test_sigkill_during_commits_never_breaks_the_ledger(tmp_path: Path) -> None:
     model_hashes = [model.head.block_hash]
     verified_height = 0
     unacked_but_durable = 0
+    pruned_floors: set[int] = set()
     zygote = _Zygote(SEED)
     try:
         for _ in range(KILLS):
@@ -112,13 +118,26 @@ def test_sigkill_during_commits_never_breaks_the_ledger(tmp_path: Path) -> None:
                     gen.commit_next(model)
                     model_hashes.append(model.head.block_hash)
                 assert ledger.head == model.head
+                floor = ledger.floor
+                assert floor <= max(0, height - PRUNE_RETENTION + 1), (floor, height)
                 parent = None
-                for h in range(height + 1):
+                for h in range(floor, height + 1):
                     block = ledger.block(h)
                     assert block.hash == model_hashes[h]
                     if parent is not None:
                         assert block.header.parent_hash == parent
                     parent = block.hash
+                    if h >= verified_height:  # new since the last check: look its txs up
+                        for index, tx in enumerate(block.transactions):
+                            loc = ledger.transaction(tx.hash)
+                            assert (loc.height, loc.index) == (h, index)
+                if floor > 0:
+                    with pytest.raises(Pruned):
+                        ledger.block(floor - 1)
+                # Pruning never leaves an index entry pointing below the floor.
+                for _, raw in db.iterate(schema.TX_INDEX_PREFIX):
+                    assert int.from_bytes(raw[:8], "big") >= floor
+                pruned_floors.add(floor)
                 assert full_state_root(db) == full_state_root(model.db)
                 assert ledger.latest_checkpoint == model.latest_checkpoint
                 snapshot = export_snapshot(db)
@@ -130,7 +149,9 @@ def test_sigkill_during_commits_never_breaks_the_ledger(tmp_path: Path) -> None:
         zygote.close()
     # The writers made real progress, through several checkpoints.
     assert verified_height >= 2 * gen.checkpoint_interval
+    assert len(pruned_floors) > 1, "the writers pruned"
     print(
         f"crash test: {KILLS} kills, final height {verified_height}, "
-        f"{unacked_but_durable} kills after a durable but unacknowledged commit"
+        f"{unacked_but_durable} kills after a durable but unacknowledged commit, "
+        f"floors seen {sorted(pruned_floors)}"
     )
