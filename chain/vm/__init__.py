@@ -15,12 +15,13 @@ from chain.vm.assembler import Assembly, assemble, deploy_code
 from chain.vm.disassembler import disassemble
 from chain.vm.errors import AssemblyError, VMError, VMFault
 from chain.vm.host import Message, VMConfig, VMState
-from chain.vm.interpreter import FrameResult, Machine
+from chain.vm.interpreter import CodeCache, FrameResult, Machine
 from chain.vm.runtime import Outcome, VMRuntime, contract_address, run_call, run_create
 
 __all__ = [
     "Assembly",
     "AssemblyError",
+    "CodeCache",
     "FrameResult",
     "Machine",
     "Message",
