@@ -11,8 +11,9 @@ the new head with the new state, never a mixture. Nothing else writes ledger key
 :mod:`chain.checkpoint` (pruning and snapshot restore), also in atomic batches.
 
 Before anything is written the block is checked against the head: height = head + 1, parent
-hash = head hash, header state root = head state commitment, the chain id, the certificate
-names this block, one receipt per transaction in order. A failed check raises
+hash = head hash, header state root = head state commitment, the chain id, the block's own
+structure (:meth:`Block.validate_structure`: tx root, last commit), the certificate names
+this block, one receipt per transaction in order. A failed check raises
 :class:`InvalidBlock` and writes nothing.
 
 Checkpoints (every ``checkpoint_interval`` heights, genesis included) record the full Merkle
@@ -67,7 +68,7 @@ from chain.block import Block, CommitCertificate, decode_block, decode_certifica
 from chain.db import schema
 from chain.db.base import KeyValueDB
 from chain.encoding import CountableList, decode, encode
-from chain.errors import DecodeError
+from chain.errors import ChainError, DecodeError
 from chain.genesis import Genesis, genesis_block
 from chain.receipt import Receipt
 from chain.state import EMPTY_STATE_COMMITMENT, Account, StateDB, full_state_root
@@ -263,7 +264,8 @@ class Ledger:
             sync: make the batch durable before returning (on for nodes).
 
         Raises:
-            InvalidBlock: the block does not extend the head (nothing was written).
+            InvalidBlock: the block does not extend the head, is malformed, or the
+                certificate or receipts do not match it (nothing was written).
         """
         header = block.header
         head = self._head
@@ -282,6 +284,10 @@ class Ledger:
             )
         if header.chain_id != self.chain_id:
             raise InvalidBlock(f"block {height}: chain id {header.chain_id} != {self.chain_id}")
+        try:
+            block.validate_structure()  # tx_root, tx chain ids, duplicates, last_commit, size
+        except ChainError as e:
+            raise InvalidBlock(str(e)) from e
         block_hash = block.hash
         if certificate.height != height or certificate.block_hash != block_hash:
             raise InvalidBlock(f"block {height}: the certificate is for another block")

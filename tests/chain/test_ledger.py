@@ -99,7 +99,7 @@ def test_reads_out_of_range_are_clear_errors(db: KeyValueDB) -> None:
 
 @pytest.mark.parametrize(
     "defect",
-    ["height", "parent", "state_root", "chain_id", "certificate", "receipts"],
+    ["height", "parent", "state_root", "chain_id", "tx_root", "certificate", "receipts"],
 )
 def test_bad_block_rejected_and_nothing_written(db: KeyValueDB, defect: str) -> None:
     gen = ChainGen()
@@ -113,6 +113,7 @@ def test_bad_block_rejected_and_nothing_written(db: KeyValueDB, defect: str) -> 
         "parent": {"parent_hash": b"\x07" * 32},
         "state_root": {"state_root": b"\x08" * 32},
         "chain_id": {"chain_id": CHAIN_ID + 1},
+        "tx_root": {"tx_root": b"\x0a" * 32},
     }
     if defect in changes:
         # Forged headers, as a Byzantine peer could send them (build_block would refuse).
