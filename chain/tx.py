@@ -23,13 +23,13 @@ import hashlib
 from typing import Any
 
 import rlp
-from rlp.sedes import List
 
 from chain.encoding import (
     address_or_empty,
     bounded_binary,
     decode_uint,
     encode,
+    encode_list,
     pubkey32,
     signature64,
     string_items,
@@ -167,9 +167,6 @@ class Transaction(rlp.Serializable):  # type: ignore[misc]
         return state
 
 
-_UNSIGNED = List([sedes for _, sedes in _FIELDS[:-1]])
-
-
 def _signing_bytes_from_encoding(encoded: bytes, chain_id: int) -> bytes:
     b0 = encoded[0]
     start = 1 if b0 < 0xF8 else 1 + (b0 - 0xF7)
@@ -218,24 +215,68 @@ def make_transaction(
     Raises:
         ChainError: a field is out of range or of the wrong type or length.
     """
-    unsigned = [chain_id, nonce, key.public_key.raw, bytes(to), amount, fee, gas_limit, bytes(data)]
-    try:
-        body = rlp.encode(unsigned, sedes=_UNSIGNED)  # validates every field against its sedes
-    except rlp.SerializationError as e:
-        raise ChainError(f"invalid transaction field: {_reason(e)}") from None
-    signing = TX_DOMAIN + chain_id.to_bytes(8, "big") + body
-    tx = Transaction(*unsigned, key.sign(signing))
+    to_b, data_b = _as_bytes(to, "to"), _as_bytes(data, "data")
+    if len(to_b) not in (0, 20):
+        raise ChainError(
+            f"invalid transaction field: to: must be 20 bytes or empty, got {len(to_b)}"
+        )
+    if len(data_b) > MAX_TX_DATA_BYTES:
+        raise ChainError(
+            f"invalid transaction field: data: {len(data_b)} bytes exceeds {MAX_TX_DATA_BYTES}"
+        )
+    sender = key.public_key.raw
+    # Encoded by hand (same bytes as rlp.encode, checked by the tests): pyrlp's generic
+    # encoder costs more than the signature.
+    unsigned = encode_list(
+        [
+            _enc_uint(chain_id, 64, "chain_id"),
+            _enc_uint(nonce, 64, "nonce"),
+            _enc_str(sender),
+            _enc_str(to_b),
+            _enc_uint(amount, 256, "amount"),
+            _enc_uint(fee, 64, "fee"),
+            _enc_uint(gas_limit, 64, "gas_limit"),
+            _enc_str(data_b),
+        ]
+    )
+    signing = TX_DOMAIN + chain_id.to_bytes(8, "big") + unsigned
+    signature = key.sign(signing)
+    b0 = unsigned[0]
+    payload = unsigned[1 if b0 < 0xF8 else 1 + (b0 - 0xF7) :] + b"\xb8\x40" + signature
+    tx = Transaction(chain_id, nonce, sender, to_b, amount, fee, gas_limit, data_b, signature)
+    tx._cached_rlp = encode_list([payload])
     tx._signing = signing
-    encode(tx)  # fills the encoding cache
     return tx
 
 
-def _reason(e: Exception) -> str:
-    inner = getattr(e, "element_exception", None) or getattr(e, "error", None)
-    index = getattr(e, "index", None)
-    if inner is not None and index is not None and 0 <= index < len(_FIELDS):
-        return f"{_FIELDS[index][0]}: {inner}"
-    return str(e)
+def _as_bytes(value: object, name: str) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    raise ChainError(
+        f"invalid transaction field: {name}: must be bytes, got {type(value).__name__}"
+    )
+
+
+def _enc_str(b: bytes) -> bytes:
+    n = len(b)
+    if n == 1 and b[0] < 0x80:
+        return b
+    if n < 56:
+        return bytes((0x80 + n,)) + b
+    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes((0xB7 + len(size),)) + size + b
+
+
+def _enc_uint(value: object, bits: int, name: str) -> bytes:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ChainError(
+            f"invalid transaction field: {name}: must be an int, got {type(value).__name__}"
+        )
+    if value < 0 or value >> bits:
+        raise ChainError(f"invalid transaction field: {name}: value out of range for uint{bits}")
+    return _enc_str(value.to_bytes((value.bit_length() + 7) // 8, "big"))
 
 
 def decode_transaction(data: bytes) -> Transaction:

@@ -198,3 +198,24 @@ def test_verification_result_is_cached_per_object() -> None:
     assert tx.verify_signature()
     assert tx._sig_ok is True
     assert tx.hash is tx.hash  # computed once
+
+
+@pytest.mark.parametrize(
+    "data", [b"", b"\x00", b"\x7f", b"\x80", b"d" * 55, b"d" * 56, b"d" * 256, b"d" * 65536]
+)
+@pytest.mark.parametrize("amount", [0, 127, 128, 256, (1 << 256) - 1])
+def test_hand_encoding_matches_rlp(data: bytes, amount: int) -> None:
+    tx = _tx(data=data, amount=amount, to=b"" if amount == 128 else TO, nonce=amount % (1 << 64))
+    assert tx.encoded == rlp.encode(tx, sedes=Transaction)
+    unsigned = rlp.encode(list(tx)[:8])
+    assert tx.signing_bytes() == TX_DOMAIN + (9).to_bytes(8, "big") + unsigned
+    assert tx.verify_signature()
+    assert decode_transaction(tx.encoded) == tx
+
+
+def test_make_transaction_refuses_wrong_types() -> None:
+    with pytest.raises(ChainError, match="nonce: must be an int"):
+        _tx(nonce=True)
+    with pytest.raises(ChainError, match="to: must be bytes"):
+        _tx(to="0x" + "00" * 20)
+    assert _tx(data=bytearray(b"\x01\x02")) == _tx()
