@@ -334,6 +334,12 @@ def restore_snapshot(
     :meth:`Ledger.open`; it continues at ``snapshot.height + 1``. Blocks below the snapshot
     are not stored (reads raise ``Pruned``); the head block has no receipts.
 
+    What is verified here: the entries against the full root, the block against the block
+    hash, the certificate's height and block hash. What is not: the certificate's votes (what a
+    vote signs is consensus's business) and the commitment, which is a hash chain over history.
+    A node restoring from an untrusted peer must pass ``trusted_digest`` (the checkpoint digest
+    2f+1 validators signed) or check the votes itself.
+
     Args:
         db: the target database.
         snapshot: the snapshot (from :func:`export_snapshot` or :func:`decode_snapshot`).
