@@ -17,7 +17,7 @@ def test_bench_vm_json_counts_the_instructions_it_ran(capsys: pytest.CaptureFixt
     loop = report["loop"]
     assert loop["steps"] == 19 * 300 + 5  # 3 set-up, 19 per iteration, 2 to store
     assert loop["gas"] > loop["steps"]
-    assert loop["steps_per_s"] > 0 and loop["gas_per_s"] > 0
+    assert loop["steps_per_s"] > 0 and loop["gas_per_s"] > 0 and loop["steps_per_cpu_s"] > 0
     assert report["token"]["txs"] == 5 and report["token"]["gas_per_tx"] > 21_000
     assert report["command"] == "phalanx bench vm --runs 1 --vm-iterations 300 --vm-token-txs 5"
     table = render(report)
