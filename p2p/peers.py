@@ -11,9 +11,10 @@ address (given in the book, or later through ``set_address``).
 * **One connection per peer.** Each peer has one bounded send queue that outlives
   connections; the live connection's writer drains it. A peer with a *lower* id is expected
   to dial us, so we wait ``reverse_dial_grace_seconds`` before dialling it ourselves. When two
-  connections to one peer meet anyway, the one dialled by the lower id survives
-  (:func:`p2p.policy.keep_new_connection`); both ends apply the same rule. Frames in flight on
-  the losing connection may be lost, as on any dropped TCP connection.
+  connections of a simultaneous dial meet anyway, the one dialled by the lower id survives
+  on both ends; a new connection meeting one older than the handshake timeout replaces it
+  (the peer would not dial if its end were alive; :func:`p2p.policy.keep_new_connection`).
+  Frames in flight on a losing connection may be lost, as on any dropped TCP connection.
 * **Re-dial on drop** with exponential backoff and jitter (:class:`p2p.policy.Backoff`).
 * **Scores and bans** (:class:`p2p.policy.ScoreBook`): bad frames, failed handshakes and
   floods cost points; a peer at zero is banned for ``ban_ticks`` (refused inbound, not
@@ -111,6 +112,7 @@ class _Peer:
         self.send_tx, self.send_rx = trio.open_memory_channel[bytes](queue_max)
         self.connection: Connection | None = None
         self.dialer: PeerId | None = None
+        self.connected_at = 0.0
 
 
 class PeerManager:
@@ -260,6 +262,22 @@ class PeerManager:
         p.info = PeerInfo(p.info.peer_id, p.info.public_key, host, port)
         self._notify()
 
+    def disconnect(self, peer: PeerId, reason: str) -> bool:
+        """Close the live connection to ``peer`` (e.g. the node's failure detector found it
+        silent); the dial loops reconnect as usual.
+
+        Returns:
+            True if there was a connection to close.
+
+        Raises:
+            UnknownPeer: ``peer`` is not in the address book.
+        """
+        conn = self._peer(peer).connection
+        if conn is None:
+            return False
+        conn.close(ConnectionClosed(f"closed by the node: {reason}"))
+        return True
+
     def report(self, peer: PeerId, points: int, reason: str) -> bool:
         """Lower a peer's score for misbehaviour seen above p2p (e.g. invalid messages).
 
@@ -398,7 +416,9 @@ class PeerManager:
         dialer = self.self_id if role is Role.INITIATOR else pid
         if peer.connection is not None:
             assert peer.dialer is not None
-            if not keep_new_connection(self.self_id, pid, peer.dialer, dialer):
+            age = trio.current_time() - peer.connected_at
+            if not keep_new_connection(self.self_id, pid, peer.dialer, dialer, age,
+                                       self.config.handshake_timeout_seconds):
                 log.info("peer %s: duplicate connection with %s closed (keeping the one "
                          "dialled by %s)", self.self_id, pid, peer.dialer)
                 await trio.aclose_forcefully(stream)
@@ -406,7 +426,7 @@ class PeerManager:
             peer.connection.close(ConnectionClosed("superseded by a newer connection"))
         conn = Connection(link, config=self.config, outbound=peer.send_rx,
                           on_message=partial(self._on_message, pid), counters=self._counters)
-        peer.connection, peer.dialer = conn, dialer
+        peer.connection, peer.dialer, peer.connected_at = conn, dialer, trio.current_time()
         self._notify()
         log.info("peer %s connected to %s (%s, key %s, lamport=%d)", self.self_id, pid,
                  role.value, short_key(link.peer_identity), self.clock.time)

@@ -11,8 +11,9 @@ Theory of operation
   ``flood_burst_msgs``). Records are bounded by ``tracked_peers_max`` (oldest unbanned record
   evicted first). Hosts in ``exempt`` are never banned (loopback by default: on one machine
   every peer shares 127.0.0.1, and banning it would ban the whole testnet).
-* :func:`keep_new_connection` decides which of two connections to one peer survives: the one
-  dialled by the lower node id. Both ends apply the same rule, so they keep the same one.
+* :func:`keep_new_connection` decides which of two connections to one peer survives: for
+  twins of a simultaneous dial, the one dialled by the lower node id (both ends apply the
+  same rule, so they keep the same one); against an older connection, the new one.
 
 Time is integer ticks handed in by the driver. Used by ``p2p.peers.PeerManager``.
 """
@@ -169,17 +170,22 @@ class ScoreBook:
 
 
 def keep_new_connection(self_id: PeerId, peer_id: PeerId, existing_dialer: PeerId,
-                        new_dialer: PeerId) -> bool:
+                        new_dialer: PeerId, existing_age_seconds: float = 0.0,
+                        twin_window_seconds: float = float("inf")) -> bool:
     """Decide whether a new connection to ``peer_id`` replaces the existing one.
 
-    The connection dialled by the lower node id wins. If both were dialled by the same side
-    (a re-dial after the peer noticed a drop before we did), the newer one wins.
+    Two connections that meet within ``twin_window_seconds`` are twins of a simultaneous
+    dial: the one dialled by the lower node id wins, and both ends, applying the same rule,
+    keep the same one. A new connection meeting an *older* one wins outright: a peer only
+    dials when it has no connection to us, so the old one is dead on its side (it restarted,
+    or its end broke before ours noticed). Likewise a re-dial by the same side replaces the
+    old connection.
 
     Returns:
         True to keep the new connection and close the old, False to close the new one.
     """
     assert self_id != peer_id
     assert {existing_dialer, new_dialer} <= {self_id, peer_id}
-    if existing_dialer == new_dialer:
+    if existing_dialer == new_dialer or existing_age_seconds > twin_window_seconds:
         return True
     return new_dialer < existing_dialer

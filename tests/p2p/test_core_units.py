@@ -145,3 +145,14 @@ def test_both_ends_agree_on_the_surviving_connection() -> None:
     survivor_at_a = b if a_keeps_b_dial else a
     survivor_at_b = a if b_keeps_a_dial else b
     assert survivor_at_a == survivor_at_b == a
+
+
+def test_new_connection_replaces_one_older_than_the_twin_window() -> None:
+    # We (1) dialled the peer (2) long ago; the peer dials again: it must have lost its end.
+    assert keep_new_connection(PeerId(1), PeerId(2), existing_dialer=PeerId(1),
+                               new_dialer=PeerId(2), existing_age_seconds=30.0,
+                               twin_window_seconds=5.0)
+    # The same two connections meeting within the window are twins: the lower id's wins.
+    assert not keep_new_connection(PeerId(1), PeerId(2), existing_dialer=PeerId(1),
+                                   new_dialer=PeerId(2), existing_age_seconds=0.2,
+                                   twin_window_seconds=5.0)

@@ -152,8 +152,7 @@ async def test_queued_messages_flow_once_the_peer_connects(autojump_clock: MockC
     received: list[Envelope] = []
 
     async def read_all(link: SecureLink, attempt: int) -> None:
-        while True:
-            data = await link.stream.receive_some(65536)
+        while data := await link.stream.receive_some(65536):
             link.decoder.feed(data)
             while (frame := link.decoder.next_frame()) is not None:
                 received.append(Envelope.decode(link.session.open(frame)))
@@ -210,3 +209,43 @@ async def test_flooding_peer_loses_messages_then_is_banned_and_cut_off(
     assert stats.frames_dropped == 4  # four drops cost 100 points: banned, connection closed
     assert [b.key for b in stats.bans] == [PEER] and stats.bans[0].reason == "flood"
     assert stats.peers_connected == 0
+
+
+async def test_restarted_peer_redialling_replaces_our_stale_connection(
+    autojump_clock: MockClock,
+) -> None:
+    stale_closed = trio.Event()
+    received: list[bytes] = []
+
+    async def hold_then_notice_close(link: SecureLink, attempt: int) -> None:
+        while await link.stream.receive_some(4096):
+            pass
+        stale_closed.set()
+
+    async with trio.open_nursery() as n:
+        _Dialer(n, failures=0, behave=hold_then_notice_close)
+        mgr = _manager()  # we are 0, the lower id: our dial would win a simultaneous race
+        await n.start(mgr.run)
+        await mgr.wait_connected()
+        await trio.sleep(60)  # the old connection is well past the twin window
+        near, far = trio.testing.memory_stream_pair()
+
+        async def restarted_peer() -> None:
+            link = await secure_handshake(far, identity=identity(1), role=Role.INITIATOR,
+                                          config=CFG, allowed={identity(0).public_key})
+            while data := await link.stream.receive_some(4096):
+                link.decoder.feed(data)
+                while (frame := link.decoder.next_frame()) is not None:
+                    received.append(Envelope.decode(link.session.open(frame)).payload)
+
+        n.start_soon(restarted_peer)
+        n.start_soon(mgr.accept, near)
+        with trio.fail_after(10):
+            await stale_closed.wait()
+            await mgr.send(PEER, Kind.CONSENSUS, b"to the new connection")
+            while not received:
+                await trio.sleep(0.1)
+        assert mgr.connected_peers() == (PEER,)
+        assert mgr.disconnect(PEER, "test")
+        n.cancel_scope.cancel()
+    assert received == [b"to the new connection"]
