@@ -341,7 +341,7 @@ def _sstore(f: Frame, pc: int) -> int:
 
 def _jump(f: Frame, pc: int) -> int:
     dest = f.stack.pop()
-    if dest not in f.jumpdests:
+    if dest >= len(f.jumpdests) or not f.jumpdests[dest]:
         raise InvalidJump(f"bad jump destination {dest}")
     return dest
 
@@ -351,7 +351,7 @@ def _jumpi(f: Frame, pc: int) -> int:
     dest = s.pop()
     if not s.pop():
         return pc + 1
-    if dest not in f.jumpdests:
+    if dest >= len(f.jumpdests) or not f.jumpdests[dest]:
         raise InvalidJump(f"bad jump destination {dest}")
     return dest
 

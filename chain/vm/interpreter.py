@@ -61,17 +61,18 @@ class FrameResult:
 
 
 class CodeCache:
-    """Jump destinations of recently run code, keyed by the code itself; LRU, at most ``entries_max``.
+    """Jump maps of recently run code, keyed by the code itself; LRU, at most ``entries_max``.
 
     Only speed depends on it: a miss recomputes the same map. A runtime keeps one across
-    transactions so popular contracts are analysed once.
+    transactions so popular contracts are analysed once. Memory: two copies of each code
+    (key and map), so at most ``2 * entries_max * code_bytes_max`` (12 MiB by default).
     """
 
     def __init__(self, entries_max: int) -> None:
         self.entries_max = entries_max
-        self._maps: OrderedDict[bytes, frozenset[int]] = OrderedDict()
+        self._maps: OrderedDict[bytes, bytes] = OrderedDict()
 
-    def jump_map(self, code: bytes) -> frozenset[int]:
+    def jump_map(self, code: bytes) -> bytes:
         """The :func:`~chain.vm._frame.jump_destinations` of ``code``."""
         maps = self._maps
         found = maps.get(code)
