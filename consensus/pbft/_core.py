@@ -232,11 +232,14 @@ class ReplicaCore:
             del self._recent[next(iter(self._recent))]
 
     def _has_unfinished_slot(self) -> bool:
-        """Is there an accepted pre-prepare or a commit above the last executed value?"""
+        """Is there a pre-prepare of this view, or a commit, above the last executed value?"""
         slots = self._slots
+        view = self.view
         for seq in range(self.last_executed + 1, self._slot_seq_max + 1):
             slot = slots.get(seq)
-            if slot is not None and (slot.committed is not None or slot.pre_prepare is not None):
+            if slot is not None and (
+                slot.committed is not None or (slot.pre_prepare is not None and slot.pre_prepare.view == view)
+            ):
                 return True
         return False
 

@@ -83,8 +83,14 @@ class ViewChangeMixin(ReplicaCore):
         self._view_changes.setdefault(new_view, {})[self.node_id] = mine
         for view in [v for v in self._view_changes if v < new_view]:
             del self._view_changes[view]
+        self._forget_votes_below(new_view)
         self._future = [m for m in self._future if _view_of(m) >= new_view]
         self._maybe_send_new_view(out)
+
+    def _forget_votes_below(self, view: int) -> None:
+        """Our votes of older views can go: we never sign anything in a view below ours."""
+        for key in [k for k in self._voted if k[0] < view]:
+            del self._voted[key]
 
     def _keep_pending(self, digest: bytes, value: bytes) -> None:
         if digest in self._pending or digest in self._recent:
@@ -191,6 +197,7 @@ class ViewChangeMixin(ReplicaCore):
         self._next_seq = max(max_o, min_s, self.low, self.last_executed) + 1
         for view in [v for v in self._view_changes if v <= nv.view]:
             del self._view_changes[view]
+        self._forget_votes_below(nv.view)
         self._accept_new_view_pre_prepares(out)
         future, self._future = self._future, []
         for msg in future:

@@ -158,7 +158,11 @@ class PbftReplica(ViewChangeMixin, CheckpointMixin):
             stable_checkpoint=self.low,
             low_watermark=self.low,
             high_watermark=self.high,
-            in_flight=sum(1 for s, slot in self._slots.items() if s > self.last_executed and slot.pre_prepare),
+            in_flight=sum(
+                1
+                for s, slot in self._slots.items()
+                if s > self.last_executed and slot.pre_prepare is not None and slot.pre_prepare.view == self.view
+            ),
             log_size=len(self._slots),
             queued=len(self._queue),
             pending=len(self._pending),

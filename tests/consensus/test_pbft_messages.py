@@ -153,3 +153,13 @@ def test_decoder_never_raises_anything_but_invalid_message(data: bytes) -> None:
     except InvalidMessage:
         return
     assert msg.encode() == data
+
+
+_rlp_items = st.recursive(st.binary(max_size=70), lambda inner: st.lists(inner, max_size=5), max_leaves=20)
+
+
+@given(item=_rlp_items)
+def test_fast_encoder_matches_the_rlp_library(item: object) -> None:
+    from consensus.pbft.messages import _rlp
+
+    assert _rlp(item) == rlp.encode(item)

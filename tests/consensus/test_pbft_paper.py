@@ -399,3 +399,17 @@ def test_oversized_value_is_dropped() -> None:
     out = feed(replica, keys.pre_prepare(0, 1, b"x" * 17))
     assert not sent_of(out, Prepare)
     assert replica.statistics().dropped_count("oversized") == 1
+
+
+def test_unprepared_pre_prepare_of_an_old_view_does_not_keep_the_timer_running() -> None:
+    c = Cluster(4, view_timeout_ticks=5)
+    c.drop("Prepare")  # seq 1 is pre-prepared in view 0 but never prepared
+    c.propose(0, b"lost")
+    c.deliver_all()
+    c.heal()
+    c.crash(0)
+    c.tick(n=5, deliver=True)  # timeout -> view 1 with an empty O
+    assert all(c.replica(i).view == 1 and c.replica(i).statistics().phase == "normal" for i in (1, 2, 3))
+    c.tick(n=100, deliver=True)
+    assert all(c.replica(i).view == 1 for i in (1, 2, 3)), "spurious view changes"
+    assert all(c.replica(i).statistics().timer_deadline is None for i in (1, 2, 3))
