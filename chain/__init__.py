@@ -39,7 +39,14 @@ from chain.keys import (
     save_key_file,
     verify_signature,
 )
-from chain.merkle import MerkleProof, merkle_proof, merkle_root, verify_proof
+from chain.merkle import (
+    MerkleProof,
+    decode_proof,
+    encode_proof,
+    merkle_proof,
+    merkle_root,
+    verify_proof,
+)
 from chain.tx import (
     MAX_TX_BYTES,
     MAX_TX_DATA_BYTES,
@@ -76,7 +83,9 @@ __all__ = [
     "decode_block",
     "decode_certificate",
     "decode_header",
+    "decode_proof",
     "decode_transaction",
+    "encode_proof",
     "format_address",
     "genesis_block",
     "load_genesis",

@@ -37,6 +37,7 @@ the CLI (``init``, ``testnet``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -154,9 +155,9 @@ class Genesis:
         """Human-readable JSON that :func:`parse_genesis` reads back to an equal value."""
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
-    @property
+    @functools.cached_property
     def hash(self) -> bytes:
-        """SHA-256 of the canonical JSON (sorted keys, no whitespace)."""
+        """SHA-256 of the canonical JSON (sorted keys, no whitespace); computed once."""
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).digest()
 

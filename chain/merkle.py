@@ -24,11 +24,17 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from chain.errors import ChainError
+from rlp.sedes import List
+
+from chain.encoding import CountableList, decode, encode, hash32, uint64
+from chain.errors import ChainError, DecodeError
 
 __all__ = [
     "EMPTY_ROOT",
+    "PROOF_PATH_MAX",
     "MerkleProof",
+    "decode_proof",
+    "encode_proof",
     "hash_leaf",
     "hash_node",
     "merkle_proof",
@@ -45,6 +51,8 @@ _sha256 = hashlib.sha256
 EMPTY_ROOT = _sha256(b"").digest()
 #: The largest tree a proof may describe (bounds the work of :func:`verify_proof`).
 PROOF_TOTAL_MAX = 1 << 48
+#: The longest sibling path a proof may carry (enough for PROOF_TOTAL_MAX leaves).
+PROOF_PATH_MAX = 48
 
 
 def hash_leaf(leaf: bytes) -> bytes:
@@ -174,3 +182,24 @@ def verify_proof(root: bytes, leaf: bytes, proof: MerkleProof, *, total: int | N
         i >>= 1
         n = (n + 1) >> 1
     return used == len(path) and h == root
+
+
+_PROOF_LIST = List([uint64, uint64, CountableList(hash32, max_length=PROOF_PATH_MAX)])
+
+
+def encode_proof(proof: MerkleProof) -> bytes:
+    """RLP ``[index, total, [sibling, ...]]`` for the API and the wire."""
+    return encode([proof.index, proof.total, list(proof.path)], _PROOF_LIST)
+
+
+def decode_proof(data: bytes) -> MerkleProof:
+    """Decode a proof strictly; its shape is checked later by :func:`verify_proof`.
+
+    Raises:
+        DecodeError: malformed or non-canonical bytes, a sibling not 32 bytes, a path longer
+            than ``PROOF_PATH_MAX``, or ``index``/``total`` out of range.
+    """
+    index, total, path = decode(data, _PROOF_LIST, what="merkle proof")
+    if not 0 <= index < total <= PROOF_TOTAL_MAX:
+        raise DecodeError(f"merkle proof: index {index} / total {total} out of range")
+    return MerkleProof(index=index, total=total, path=tuple(path))

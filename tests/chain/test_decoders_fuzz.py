@@ -34,6 +34,7 @@ from chain.block import (
 from chain.encoding import MAX_DECODE_BYTES, decode, uint64, uint256
 from chain.errors import DecodeError
 from chain.keys import PrivateKey
+from chain.merkle import decode_proof, encode_proof, merkle_proof
 from chain.tx import MAX_TX_BYTES, Transaction, decode_transaction, make_transaction
 
 #: (name, decoder) for every function that decodes bytes from outside. Append yours.
@@ -43,6 +44,7 @@ DECODERS: list[tuple[str, Callable[[bytes], Any]]] = [
     ("header", decode_header),
     ("certificate", decode_certificate),
     ("block", decode_block),
+    ("merkle_proof", decode_proof),
     ("uint64", lambda b: decode(b, uint64, what="uint64")),
     ("uint256", lambda b: decode(b, uint256, what="uint256")),
 ]
@@ -93,6 +95,8 @@ def _seeds() -> list[bytes]:
         EMPTY_CERTIFICATE.encoded,
         b1.encoded,
         b2.encoded,
+        encode_proof(merkle_proof([tx.hash for tx in txs], 2)),
+        encode_proof(merkle_proof([b"x"] * 9, 8)),
         rlp.encode(12345),
         rlp.encode((1 << 256) - 1),
     ]

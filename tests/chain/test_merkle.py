@@ -7,13 +7,17 @@ import random
 from dataclasses import replace
 
 import pytest
+import rlp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chain.errors import ChainError
+from chain.errors import ChainError, DecodeError
 from chain.merkle import (
     EMPTY_ROOT,
+    PROOF_PATH_MAX,
     MerkleProof,
+    decode_proof,
+    encode_proof,
     hash_leaf,
     hash_node,
     merkle_proof,
@@ -157,3 +161,36 @@ def test_root_alone_does_not_bind_the_leaf_count() -> None:
     assert verify_proof(root, b"c", disguised)
     assert not verify_proof(root, b"c", disguised, total=3)
     assert verify_proof(root, b"c", merkle_proof(leaves, 2), total=3)
+
+
+def test_proof_encoding_round_trip_by_hand() -> None:
+    leaves = [b"a", b"b", b"c"]
+    proof = merkle_proof(leaves, 2)
+    (sibling,) = proof.path
+    expected = bytes([0xE4, 0x02, 0x03, 0xE1, 0xA0]) + sibling  # [2, 3, [sibling]]
+    assert encode_proof(proof) == expected
+    assert decode_proof(expected) == proof
+    assert verify_proof(merkle_root(leaves), b"c", decode_proof(expected), total=3)
+
+
+REJECT_PROOFS = [
+    (bytes([0xE4, 0x03, 0x03, 0xE1, 0xA0]) + b"\x00" * 32, "out of range"),  # index == total
+    (bytes([0xC3, 0x80, 0x80, 0xC0]), "out of range"),  # total 0
+    (bytes([0xE3, 0x02, 0x03, 0xE0, 0x9F]) + b"\x00" * 31, "merkle proof"),  # 31-byte sibling
+    (bytes([0xC2, 0x02, 0x03]), "merkle proof"),  # two fields
+    (bytes([0xC4, 0x82, 0x00, 0x02, 0x03, 0xC0]), "merkle proof"),  # leading zero index
+]
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"), REJECT_PROOFS, ids=[d.hex()[:12] for d, _ in REJECT_PROOFS]
+)
+def test_decode_proof_rejects(data: bytes, reason: str) -> None:
+    with pytest.raises(DecodeError, match=reason):
+        decode_proof(data)
+
+
+def test_decode_proof_bounds_the_path() -> None:
+    data = rlp.encode([0, 2, [b"\x00" * 32] * (PROOF_PATH_MAX + 1)])
+    with pytest.raises(DecodeError):
+        decode_proof(data)
