@@ -249,3 +249,51 @@ async def test_restarted_peer_redialling_replaces_our_stale_connection(
         assert mgr.disconnect(PEER, "test")
         n.cancel_scope.cancel()
     assert received == [b"to the new connection"]
+
+
+async def test_node_report_can_ban_a_peer_and_close_its_connection(
+    autojump_clock: MockClock,
+) -> None:
+    closed = trio.Event()
+
+    async def wait_for_close(link: SecureLink, attempt: int) -> None:
+        while await link.stream.receive_some(4096):
+            pass
+        closed.set()
+
+    async with trio.open_nursery() as n:
+        dialer = _Dialer(n, failures=0, behave=wait_for_close)
+        mgr = _manager()
+        await n.start(mgr.run)
+        await mgr.wait_connected()
+        assert not mgr.report(PEER, 10, "one invalid vote")
+        assert mgr.is_connected(PEER)
+        assert mgr.report(PEER, 1000, "forged signatures")
+        with trio.fail_after(10):
+            await closed.wait()
+        await trio.sleep(5)
+        assert not mgr.is_connected(PEER) and len(dialer.attempts) == 1  # not re-dialled
+        assert mgr.statistics().bans[0].reason == "forged signatures"
+        n.cancel_scope.cancel()
+
+
+async def test_inbound_handshakes_beyond_the_bound_are_refused(autojump_clock: MockClock) -> None:
+    cfg = P2PConfig(network=b"net", listen=False, handshakes_inflight_max=1)
+    mgr = PeerManager(ME, seed(0), [PeerInfo(PEER, identity(1).public_key)], cfg)
+    first, _first_far = trio.testing.memory_stream_pair()
+    second, second_far = trio.testing.memory_stream_pair()
+    async with trio.open_nursery() as n:
+        n.start_soon(mgr.accept, first)  # a silent client holds the only slot
+        await trio.testing.wait_all_tasks_blocked()
+        await mgr.accept(second)  # refused at once
+        assert await second_far.receive_some(100) == b""  # closed without even a hello
+        assert mgr.statistics().connections_refused == 1
+    # the silent one ran into the handshake timeout
+    assert mgr.statistics().handshake_failures == 1
+
+
+def test_each_kind_has_at_most_one_subscriber() -> None:
+    mgr = PeerManager(ME, seed(0), [], CFG)
+    mgr.subscribe(Kind.CONSENSUS)
+    with pytest.raises(ValueError):
+        mgr.subscribe(Kind.CONSENSUS)
