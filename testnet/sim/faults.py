@@ -9,7 +9,8 @@ pure value: printing it (``describe()``) tells a reader exactly what a failing s
 
 Partitions are drawn over endpoints, so they can separate twins; when twins exist, half of
 the symmetric partitions put the two copies of each twin on opposite sides (the scenarios the
-Twins method enumerates). Crashes only hit honest endpoints; a crashed endpoint restarts at
+Twins method enumerates; with several twins, half of those put every first copy on one
+side, so the twins act in concert). Crashes only hit honest endpoints; a crashed endpoint restarts at
 the end of its fault window, or at heal.
 
 Called by: :mod:`testnet.sim.runner`.
@@ -121,8 +122,10 @@ def _split(rng: random.Random, endpoints: list[int],
     right: list[int] = []
     placed: set[int] = set()
     if separate_twins:
+        aligned = rng.random() < 0.5   # all first copies on one side: twins acting in concert
+        flip = rng.random() < 0.5
         for a, b in twins:
-            if rng.random() < 0.5:
+            if (flip if aligned else rng.random() < 0.5):
                 a, b = b, a
             left.append(a)
             right.append(b)
