@@ -1,6 +1,7 @@
 """Trio glue for the transaction gossip core: ticks, inbound batches, outbound sends.
 
-Runs next to a :class:`~p2p.peers.PeerManager`: it subscribes to ``Kind.TX_BATCH``, feeds
+Runs next to a :class:`~p2p.peers.PeerManager`: it subscribes to ``Kind.TX_BATCH`` (with
+``drop_when_full``, so a backlog of gossip never holds up a peer's consensus traffic), feeds
 every batch to :class:`~p2p.gossip.TxGossip`, ticks the core every half batching deadline
 (in the manager's ticks), and executes each :class:`~p2p.gossip.GossipOutput` in order:
 batches are queued per peer with ``send_nowait`` (a full queue drops that batch, counted, instead of
@@ -41,7 +42,7 @@ class GossipService:
                  offence_points: int = 10) -> None:
         self._manager = manager
         self.core = core
-        self._inbound = manager.subscribe(Kind.TX_BATCH)
+        self._inbound = manager.subscribe(Kind.TX_BATCH, drop_when_full=True)
         self._delivered_tx, self.delivered = trio.open_memory_channel[tuple[PeerId, bytes]](
             delivered_max
         )

@@ -94,7 +94,7 @@ class HeartbeatService:
         self._manager = manager
         self._status = status
         self._interval = interval_seconds
-        self._inbound = manager.subscribe(Kind.HEARTBEAT)
+        self._inbound = manager.subscribe(Kind.HEARTBEAT, drop_when_full=True)
         self._received_tx, self.received = trio.open_memory_channel[Heartbeat](received_max)
         self.tracker = HeartbeatTracker()
         self._sent = 0

@@ -20,7 +20,9 @@ address (given in the book, or later through ``set_address``).
   floods cost points; a peer at zero is banned for ``ban_ticks`` (refused inbound, not
   dialled). A stranger is refused in the handshake and logged.
 * **Inbound** messages go to a per-kind channel if someone ``subscribe``-d to that kind,
-  otherwise to ``inbound``. Both are bounded: a slow consumer slows the readers.
+  otherwise to ``inbound``. All are bounded: a slow consumer slows the readers, except for
+  kinds subscribed with ``drop_when_full`` (gossip, heartbeats), which are dropped instead
+  so that they never hold up consensus traffic from the same peer.
 * **Outbound**: ``send`` waits for room (back-pressure), ``send_nowait`` raises
   ``QueueFull``, ``broadcast`` never waits: a peer whose queue is full misses that message
   (counted in ``frames_dropped``) so that one slow peer cannot stall the others.
@@ -159,6 +161,7 @@ class PeerManager:
         self._random_bytes = random_bytes
         self._inbound_tx, self.inbound = trio.open_memory_channel[Inbound](cfg.inbound_queue_max)
         self._routes: dict[Kind, trio.MemorySendChannel[Inbound]] = {}
+        self._droppable: set[Kind] = set()
         self.clock = LamportClock()
         self.scores = ScoreBook(cfg)
         self._counters = TrafficCounters()
@@ -177,8 +180,18 @@ class PeerManager:
         """Every peer in the address book, sorted."""
         return tuple(sorted(self._peers))
 
-    def subscribe(self, kind: Kind, queue_max: int | None = None) -> trio.MemoryReceiveChannel[Inbound]:
+    def subscribe(self, kind: Kind, queue_max: int | None = None, *,
+                  drop_when_full: bool = False) -> trio.MemoryReceiveChannel[Inbound]:
         """Route inbound messages of ``kind`` to a new bounded channel (call before ``run``).
+
+        Args:
+            kind: the message kind.
+            queue_max: the channel's bound (default ``inbound_queue_max``).
+            drop_when_full: if True, a message that finds the channel full is dropped and
+                counted in ``frames_dropped``; if False, the connection's reader waits for
+                room (back-pressure to the peer, which also holds up that peer's other kinds).
+                Use True for traffic that may be lost (gossip, heartbeats), so a slow
+                consumer of it never delays consensus messages.
 
         Raises:
             ValueError: ``kind`` already has a subscriber.
@@ -187,6 +200,8 @@ class PeerManager:
             raise ValueError(f"{kind.name} already has a subscriber")
         tx, rx = trio.open_memory_channel[Inbound](queue_max or self.config.inbound_queue_max)
         self._routes[kind] = tx
+        if drop_when_full:
+            self._droppable.add(kind)
         return rx
 
     def connected_peers(self) -> tuple[PeerId, ...]:
@@ -461,6 +476,9 @@ class PeerManager:
         try:  # no schedule point per message while there is room; the reader yields per chunk
             channel.send_nowait(item)
         except trio.WouldBlock:
+            if envelope.kind in self._droppable:
+                self._frames_dropped += 1
+                return
             await channel.send(item)
 
     # ----------------------------------------------------------------------- helpers

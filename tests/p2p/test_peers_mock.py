@@ -297,3 +297,29 @@ def test_each_kind_has_at_most_one_subscriber() -> None:
     mgr.subscribe(Kind.CONSENSUS)
     with pytest.raises(ValueError):
         mgr.subscribe(Kind.CONSENSUS)
+
+
+async def test_unread_gossip_is_dropped_and_never_holds_up_consensus(
+    autojump_clock: MockClock,
+) -> None:
+    cfg = P2PConfig(network=b"net", listen=False, reverse_dial_grace_seconds=0.0,
+                    inbound_queue_max=8)
+
+    async def gossip_then_vote(link: SecureLink, attempt: int) -> None:
+        envs = [Envelope(Kind.TX_BATCH, i + 1, b"txs") for i in range(50)]
+        envs.append(Envelope(Kind.CONSENSUS, 51, b"vote"))
+        await link.stream.send_all(b"".join(
+            encode_frame(link.session.seal(e.encode()), 4096) for e in envs))
+        await trio.sleep_forever()
+
+    async with trio.open_nursery() as n:
+        _Dialer(n, failures=0, behave=gossip_then_vote)
+        mgr = _manager(cfg)
+        gossip = mgr.subscribe(Kind.TX_BATCH, 4, drop_when_full=True)  # nobody reads it
+        await n.start(mgr.run)
+        with trio.fail_after(10):
+            vote = await mgr.inbound.receive()
+        assert (vote.kind, vote.payload, vote.lamport) == (Kind.CONSENSUS, b"vote", 51)
+        assert gossip.statistics().current_buffer_used == 4
+        assert mgr.statistics().frames_dropped == 46
+        n.cancel_scope.cancel()
