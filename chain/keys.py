@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import stat
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -242,19 +243,23 @@ def save_key_file(path: str | os.PathLike[str], key: PrivateKey) -> None:
         ).encode()
         + b"\n"
     )
-    tmp = target.with_name(f".{target.name}.tmp.{os.getpid()}")
+    tmp: Path | None = None
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # mkstemp creates the file with mode 0600 (O_EXCL, unique name) in the target's
+        # directory, so the rename below is atomic and the key is never readable by others.
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        tmp = Path(tmp_name)
         try:
-            os.fchmod(fd, 0o600)  # umask can only remove bits, but be explicit
+            os.fchmod(fd, 0o600)
             os.write(fd, body)
             os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, target)
     except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
         raise KeyFileError(f"{target}: cannot write key file: {e.strerror or e}") from e
     with contextlib.suppress(OSError):
         dir_fd = os.open(target.parent, os.O_RDONLY)

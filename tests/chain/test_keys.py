@@ -216,3 +216,20 @@ def test_directory_is_not_a_key_file(tmp_path: Path) -> None:
     d.mkdir(mode=0o700)
     with pytest.raises(KeyFileError):
         load_key_file(d)
+
+
+def test_failed_write_leaves_the_old_key_and_no_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "k.json"
+    save_key_file(path, PrivateKey.from_seed(b"\x01" * 32))
+
+    def broken_fsync(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", broken_fsync)
+    with pytest.raises(KeyFileError, match="No space left"):
+        save_key_file(path, PrivateKey.from_seed(b"\x02" * 32))
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == ["k.json"]
+    assert load_key_file(path).seed == b"\x01" * 32
