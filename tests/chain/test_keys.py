@@ -233,3 +233,20 @@ def test_failed_write_leaves_the_old_key_and_no_temp_file(
     monkeypatch.undo()
     assert [p.name for p in tmp_path.iterdir()] == ["k.json"]
     assert load_key_file(path).seed == b"\x01" * 32
+
+
+def test_signatures_are_not_malleable() -> None:
+    """S + L verifies in lax Ed25519 implementations; libsodium must refuse it.
+
+    Transaction hashes cover the signature, so a malleable signature would let anyone
+    re-submit a transaction under a second hash.
+    """
+    order = 2**252 + 27742317777372353535851937790883648493
+    key = PrivateKey.from_seed(SEED)
+    for msg in (b"a", b"b", b"c", b"d"):
+        sig = key.sign(msg)
+        s = int.from_bytes(sig[32:], "little") + order
+        assert s < 2**256
+        mauled = sig[:32] + s.to_bytes(32, "little")
+        assert key.public_key.verify(msg, sig)
+        assert not key.public_key.verify(msg, mauled)
