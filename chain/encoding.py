@@ -5,6 +5,11 @@ is strict: one value has exactly one encoding, so ``encode(decode(b)) == b`` for
 that decodes at all. Any failure becomes :class:`chain.errors.DecodeError` with a readable
 reason; no other exception escapes :func:`decode`.
 
+The fast helpers at the bottom (:func:`split_list`, :func:`string_items`,
+:func:`decode_uint`, :func:`encode_list`) apply the same canonical rules without pyrlp's
+generic machinery; hot decoders (transactions, blocks, snapshot chunks) are built on them
+and fuzzed against the ``rlp.decode`` path in ``tests/chain/test_decoders_fuzz.py``.
+
 Used by every wire and storage type in ``chain`` (transactions, blocks, receipts, accounts).
 """
 
