@@ -33,6 +33,10 @@ BENCH_TARGETS: dict[str, BenchTarget] = {
         "testnet.bench_chain",
         "mempool admission and block apply+commit, as ratios to raw Ed25519 verification",
     ),
+    "sim": BenchTarget(
+        "testnet.bench_sim",
+        "simulator: PBFT instances committed per CPU-second (n=4, no faults), hash vs Ed25519",
+    ),
     "vm": BenchTarget(
         "testnet.bench_vm",
         "contract VM: instructions/s and gas/s on a loop contract, token transfers/s",

@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _one(nodes: int, ticks: int, keys: str, seed: int) -> dict[str, float]:
-    cfg = SimConfig(engine="pbft", nodes=nodes, seed=seed, ticks=ticks, liveness_ticks=0,
+    cfg = SimConfig(engine="pbft", nodes=nodes, seed=seed, ticks=ticks, liveness_deliveries=0,
                     faults="none", keys=keys, propose_every=1)
     start = time.process_time()
     result = run_sim(cfg)

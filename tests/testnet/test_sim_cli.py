@@ -69,3 +69,12 @@ def test_bad_arguments_are_one_line_errors(capsys: pytest.CaptureFixture[str]) -
     assert "unknown engine" in capsys.readouterr().err
     assert main(["sim", "--engine", "toy", "--byzantine", "lying"]) == 2
     assert "unknown Byzantine behaviour" in capsys.readouterr().err
+
+
+def test_bench_sim_reports_both_signers(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["bench", "sim", "--quick", "--runs", "1", "--sim-ticks", "12", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0
+    for keys in ("hash", "ed25519"):
+        assert doc[keys]["instances"] > 0 and doc[keys]["instances_per_s"] > 0
+    assert doc["command"].startswith("phalanx bench sim")
