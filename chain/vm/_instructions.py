@@ -379,6 +379,8 @@ def _stop(f: Frame, pc: int) -> int:
     return HALT
 
 
+# The interpreter loop runs PUSH inline (it is the most frequent instruction); this handler
+# states the same semantics and serves any caller that dispatches through DISPATCH.
 def _make_push(width: int) -> Handler:
     def push(f: Frame, pc: int) -> int:
         end = pc + 1 + width
