@@ -31,7 +31,15 @@ from chain.block import (
     decode_header,
     make_certificate,
 )
-from chain.encoding import MAX_DECODE_BYTES, decode, uint64, uint256
+from chain.encoding import (
+    MAX_DECODE_BYTES,
+    decode,
+    encode_list,
+    split_list,
+    string_items,
+    uint64,
+    uint256,
+)
 from chain.errors import DecodeError
 from chain.keys import PrivateKey
 from chain.merkle import decode_proof, encode_proof, merkle_proof
@@ -332,3 +340,36 @@ def test_decoded_types() -> None:
     assert isinstance(decode_header(seeds[3]), Header)
     assert isinstance(decode_certificate(seeds[4]), CommitCertificate)
     assert isinstance(decode_block(seeds[6]), Block)
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batch=_inputs)
+def test_fast_helpers_agree_with_rlp(batch: list[bytes]) -> None:
+    """split_list is shallow (items are decoded by the caller) but never more lenient at its
+    own level; string_items accepts exactly the flat lists rlp.decode accepts."""
+    for data in batch:
+        try:
+            value: Any = rlp.decode(data, strict=True)
+        except (rlp.DecodingError, rlp.DeserializationError):
+            value = None
+        try:
+            parts: list[bytes] | None = split_list(data, "fuzz")
+        except DecodeError:
+            parts = None
+        if isinstance(value, list):
+            assert parts is not None, data.hex()
+            assert [rlp.decode(p) for p in parts] == value
+            assert encode_list(parts) == data
+        elif parts is not None:  # accepted shallowly: some item must be malformed inside
+            with pytest.raises(rlp.DecodingError):
+                for p in parts:
+                    rlp.decode(p, strict=True)
+        flat = isinstance(value, list) and all(isinstance(x, bytes) for x in value)
+        for count in {len(value) if flat else 0, 9}:
+            try:
+                items: list[bytes] | None = string_items(data, "fuzz", count)
+            except DecodeError:
+                items = None
+            assert (items is not None) == (flat and len(value) == count)
+            if items is not None:
+                assert items == value
