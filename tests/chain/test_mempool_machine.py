@@ -292,5 +292,5 @@ class MempoolMachine(RuleBasedStateMachine):
         assert stats.tx_count == len(expected) and stats.bytes == self.pool.size_bytes
 
 
-MempoolMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+MempoolMachine.TestCase.settings = settings(max_examples=100, stateful_step_count=40, deadline=None)
 TestMempoolMachine = MempoolMachine.TestCase
