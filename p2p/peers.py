@@ -103,6 +103,7 @@ class PeerStatistics:
     frames_out: int
     frames_dropped: int
     handshake_failures: int
+    handshakes_in_flight: int
     connections_refused: int
     bans: tuple[BanRecord, ...]
     lamport: int
@@ -322,6 +323,7 @@ class PeerManager:
             frames_out=c.frames_out,
             frames_dropped=self._frames_dropped,
             handshake_failures=self._handshake_failures,
+            handshakes_in_flight=self._handshakes.borrowed_tokens,
             connections_refused=self._connections_refused,
             bans=self.scores.bans(self._now()),
             lamport=self.clock.time,
