@@ -95,7 +95,8 @@ class LevelDB:
             # LevelDB creates the database directory but not its parents.
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         try:
-            self._db: Any = plyvel.DB(self.path, create_if_missing=create)
+            # A bloom filter makes reads of absent keys (new accounts) skip the table files.
+            self._db: Any = plyvel.DB(self.path, create_if_missing=create, bloom_filter_bits=10)
         except plyvel.Error as e:
             raise self._error("open", e) from e
 
