@@ -5,7 +5,8 @@ LevelDB ledger there, and commits a few blocks of transfers through the real pip
 ``Mempool.add`` (decode, verify, checks) -> ``Mempool.select`` -> ``build_block`` ->
 ``Executor.apply_block`` -> ``Ledger.commit_block`` (one synced batch). It prints each block
 (height, hash, transactions, state root), a typed mempool rejection, a transaction looked up
-with its receipt, the final head, the latest checkpoint and the balances.
+with its receipt, the final head, the latest checkpoint (its snapshot exported, chunked,
+decoded and verified) and the balances.
 
 Running it again with the same ``--dir`` reopens the ledger and continues from its head.
 
@@ -75,6 +76,7 @@ def _setup(home: Path) -> tuple[Any, dict[str, Any], Any]:
 
 def _run(args: argparse.Namespace) -> int:
     from chain.block import EMPTY_CERTIFICATE, build_block, make_certificate
+    from chain.checkpoint import decode_snapshot, export_snapshot, verify_snapshot
     from chain.db import LevelDB
     from chain.executor import Executor
     from chain.keys import format_address
@@ -171,6 +173,13 @@ def _run(args: argparse.Namespace) -> int:
             f"state root {_short(head.state_root)}"
         )
         print(f"  latest checkpoint: height {cp.height}, full state root {_short(cp.full_root)}")
+        snapshot = export_snapshot(db)
+        chunks = list(snapshot.chunks())
+        verify_snapshot(decode_snapshot(chunks), trusted_digest=cp.digest)
+        print(
+            f"  snapshot at {snapshot.height}: {len(snapshot.entries)} state entries, "
+            f"{sum(map(len, chunks))} bytes in {len(chunks)} chunks, Merkle root verified"
+        )
         print()
         print(f"  {'account':<10} {'address':<42} {'balance':>12} {'nonce':>6}")
         for name in ("validator", *USERS):

@@ -30,6 +30,9 @@ def test_demo_commits_blocks_and_continues_on_rerun(
     head_line = re.search(r"head: height (\d+), hash ([0-9a-f]{16})", out)
     assert head_line is not None and head_line.group(1) == "3"
     assert "DUPLICATE" in out
+    assert re.search(
+        r"snapshot at 2: \d+ state entries, \d+ bytes in 2 chunks, Merkle root verified", out
+    )
     assert re.search(r"^\s+alice\s+0x[0-9a-f]{40}\s+\d+\s+\d+$", out, re.M)
 
     # The printed head is what is on disk.
