@@ -28,7 +28,7 @@ from p2p.errors import QueueFull
 from p2p.handshake import Identity, Role
 from p2p.messages import Envelope, Kind, PeerId
 from p2p.peers import PeerInfo, PeerManager
-from p2p.transport import Connection, SecureLink, TrafficCounters, secure_handshake
+from p2p.transport import Connection, SecureLink, SendQueue, TrafficCounters, secure_handshake
 
 # Flood limits far above any rate this can reach: the benchmark measures the transport.
 CFG = P2PConfig(network=b"bench", send_queue_frames_max=8192, inbound_queue_max=8192,
@@ -67,21 +67,20 @@ async def _session_run(frames: int, payload: bytes) -> float:
         async def ignore(env: Envelope) -> None:
             return None
 
-        tx, rx = trio.open_memory_channel[bytes](CFG.send_queue_frames_max)
-        _, idle_rx = trio.open_memory_channel[bytes](1)
-        sender = Connection(links["a"], config=CFG, outbound=rx, on_message=ignore,
+        queue = SendQueue(CFG.send_queue_frames_max, CFG.send_queue_bytes_max)
+        sender = Connection(links["a"], config=CFG, outbound=queue, on_message=ignore,
                             counters=TrafficCounters())
-        receiver = Connection(links["b"], config=CFG, outbound=idle_rx, on_message=on_message,
-                              counters=TrafficCounters())
+        receiver = Connection(links["b"], config=CFG, outbound=SendQueue(1, 1),
+                              on_message=on_message, counters=TrafficCounters())
         nursery.start_soon(sender.run)
         nursery.start_soon(receiver.run)
         data = Envelope(Kind.CONSENSUS, 1, payload).encode()
         start = time.perf_counter()
         for _ in range(frames):
             try:
-                tx.send_nowait(data)
+                queue.put_nowait(data)
             except trio.WouldBlock:
-                await tx.send(data)
+                await queue.put(data)
         await done.wait()
         elapsed = time.perf_counter() - start
         nursery.cancel_scope.cancel()

@@ -29,7 +29,8 @@ class P2PConfig:
         recv_chunk_bytes: bytes asked of the stream per read.
         send_batch_bytes_max: the writer coalesces queued frames up to this many bytes into
             one ``send_all``.
-        send_queue_frames_max: per-peer bounded send queue (the back-pressure point).
+        send_queue_frames_max / send_queue_bytes_max: bounds of each peer's send queue (the
+            back-pressure point); a peer that stops reading costs at most this much memory.
         inbound_queue_max: bound of each inbound channel handed to the node.
         handshake_timeout_seconds: deadline for the whole handshake.
         dial_backoff_seconds_min / dial_backoff_seconds_max: exponential re-dial backoff.
@@ -53,6 +54,7 @@ class P2PConfig:
     recv_chunk_bytes: int = 256 * 1024
     send_batch_bytes_max: int = 256 * 1024
     send_queue_frames_max: int = 4096
+    send_queue_bytes_max: int = 32 * 1024 * 1024
     inbound_queue_max: int = 4096
     handshake_timeout_seconds: float = 5.0
     dial_backoff_seconds_min: float = 0.05

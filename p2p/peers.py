@@ -8,8 +8,8 @@ nursery it runs a TCP listener (bound before ``run`` reports ready through
 ``task_status.started(port)``) and one dial loop per peer, which dials once the peer has an
 address (given in the book, or later through ``set_address``).
 
-* **One connection per peer.** Each peer has one bounded send queue that outlives
-  connections; the live connection's writer drains it. A peer with a *lower* id is expected
+* **One connection per peer.** Each peer has one send queue (bounded in frames and bytes)
+  that outlives connections; the live connection's writer drains it. A peer with a *lower* id is expected
   to dial us, so we wait ``reverse_dial_grace_seconds`` before dialling it ourselves. When two
   connections of a simultaneous dial meet anyway, the one dialled by the lower id survives
   on both ends; a new connection meeting one older than the handshake timeout replaces it
@@ -62,7 +62,7 @@ from p2p.handshake import Identity, Role, short_key
 from p2p.lamport import LamportClock
 from p2p.messages import Envelope, Inbound, Kind, PeerId
 from p2p.policy import Backoff, BanRecord, ScoreBook, keep_new_connection
-from p2p.transport import Connection, TrafficCounters, secure_handshake
+from p2p.transport import Connection, SendQueue, TrafficCounters, secure_handshake
 
 __all__ = ["OpenStream", "PeerInfo", "PeerManager", "PeerStatistics"]
 
@@ -110,9 +110,9 @@ class PeerStatistics:
 
 
 class _Peer:
-    def __init__(self, info: PeerInfo, queue_max: int) -> None:
+    def __init__(self, info: PeerInfo, config: P2PConfig) -> None:
         self.info = info
-        self.send_tx, self.send_rx = trio.open_memory_channel[bytes](queue_max)
+        self.queue = SendQueue(config.send_queue_frames_max, config.send_queue_bytes_max)
         self.connection: Connection | None = None
         self.dialer: PeerId | None = None
         self.connected_at = 0.0
@@ -154,7 +154,7 @@ class PeerManager:
                 raise ValueError(f"duplicate address book entry for peer {info.peer_id}")
             if info.public_key == self.identity.public_key:
                 raise ValueError(f"peer {info.peer_id} has our own public key")
-            self._peers[info.peer_id] = _Peer(info, cfg.send_queue_frames_max)
+            self._peers[info.peer_id] = _Peer(info, cfg)
             self._by_key[info.public_key] = info.peer_id
         self._allowed = frozenset(self._by_key)
         self._rng = rng or random.Random()
@@ -227,7 +227,7 @@ class PeerManager:
             MessageTooLarge: ``payload`` can't fit in one frame.
         """
         p = self._peer(peer)
-        await p.send_tx.send(self._encode(kind, payload))
+        await p.queue.put(self._encode(kind, payload))
 
     def send_nowait(self, peer: PeerId, kind: Kind, payload: bytes) -> None:
         """Queue a message for ``peer`` without waiting.
@@ -239,7 +239,7 @@ class PeerManager:
         """
         p = self._peer(peer)
         try:
-            p.send_tx.send_nowait(self._encode(kind, payload))
+            p.queue.put_nowait(self._encode(kind, payload))
         except trio.WouldBlock:
             raise QueueFull(f"send queue of peer {peer} is full") from None
 
@@ -260,7 +260,7 @@ class PeerManager:
             if pid in exclude:
                 continue
             try:
-                self._peers[pid].send_tx.send_nowait(data)
+                self._peers[pid].queue.put_nowait(data)
                 sent.append(pid)
             except trio.WouldBlock:
                 self._frames_dropped += 1
@@ -314,7 +314,7 @@ class PeerManager:
             peers_connected=len(connected),
             connected=connected,
             queue_depths=tuple(
-                (pid, self._peers[pid].send_tx.statistics().current_buffer_used)
+                (pid, self._peers[pid].queue.depth)
                 for pid in sorted(self._peers)
             ),
             bytes_in=c.bytes_in,
@@ -441,7 +441,7 @@ class PeerManager:
                 await trio.aclose_forcefully(stream)
                 return True
             peer.connection.close(ConnectionClosed("superseded by a newer connection"))
-        conn = Connection(link, config=self.config, outbound=peer.send_rx,
+        conn = Connection(link, config=self.config, outbound=peer.queue,
                           on_message=partial(self._on_message, pid), counters=self._counters)
         peer.connection, peer.dialer, peer.connected_at = conn, dialer, trio.current_time()
         self._notify()

@@ -13,8 +13,8 @@ still holds any bytes that arrived right behind the handshake.
 * the reader pulls chunks, cuts frames, opens each with the session, decodes the envelope
   and awaits the ``on_message`` callback (so a slow consumer slows the reader, and TCP slows
   the peer: back-pressure end to end);
-* the writer takes plaintext envelopes from a bounded memory channel (the per-peer send
-  queue, owned by the caller so it outlives one connection), drains whatever else is already
+* the writer takes plaintext envelopes from a :class:`SendQueue` (the per-peer send queue,
+  bounded in frames and bytes, owned by the caller so it outlives one connection), drains whatever else is already
   queued up to ``send_batch_bytes_max``, seals each, and writes them all with one
   ``send_all`` -- one syscall for many frames.
 
@@ -40,7 +40,7 @@ from p2p.handshake import HANDSHAKE_FRAME_BYTES_MAX, Handshake, Identity, Role
 from p2p.messages import Envelope
 from p2p.session import Session
 
-__all__ = ["Connection", "SecureLink", "TrafficCounters", "secure_handshake"]
+__all__ = ["Connection", "SecureLink", "SendQueue", "TrafficCounters", "secure_handshake"]
 
 RandomBytes = Callable[[int], bytes]
 _STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
@@ -54,6 +54,65 @@ class TrafficCounters:
     bytes_out: int = 0
     frames_in: int = 0
     frames_out: int = 0
+
+
+class SendQueue:
+    """A peer's bounded send queue: at most ``frames_max`` items *and* ``bytes_max`` bytes.
+
+    Counting frames alone would let a peer that never reads make us hold ``frames_max``
+    frames of up to ``frame_bytes_max`` each. One item larger than ``bytes_max`` is still
+    accepted into an empty queue, so any frame-sized message can be sent.
+
+    Args:
+        frames_max: bound on queued items.
+        bytes_max: bound on queued bytes.
+    """
+
+    def __init__(self, frames_max: int, bytes_max: int) -> None:
+        self._tx, self._rx = trio.open_memory_channel[bytes](frames_max)
+        self._bytes_max = bytes_max
+        self.queued_bytes = 0
+        self._room = trio.Event()
+
+    @property
+    def depth(self) -> int:
+        """Items queued."""
+        return self._tx.statistics().current_buffer_used
+
+    def put_nowait(self, data: bytes) -> None:
+        """Queue ``data`` or raise ``trio.WouldBlock`` if either bound would be exceeded."""
+        if self.queued_bytes and self.queued_bytes + len(data) > self._bytes_max:
+            raise trio.WouldBlock
+        self._tx.send_nowait(data)
+        self.queued_bytes += len(data)
+
+    async def put(self, data: bytes) -> None:
+        """Queue ``data``, waiting for room."""
+        while True:
+            try:
+                self.put_nowait(data)
+            except trio.WouldBlock:
+                await self._room.wait()
+            else:
+                await trio.lowlevel.checkpoint()
+                return
+
+    async def get(self) -> bytes:
+        """Take the oldest item, waiting for one."""
+        data = await self._rx.receive()
+        self._taken(len(data))
+        return data
+
+    def get_nowait(self) -> bytes:
+        """Take the oldest item or raise ``trio.WouldBlock``."""
+        data = self._rx.receive_nowait()
+        self._taken(len(data))
+        return data
+
+    def _taken(self, n: int) -> None:
+        self.queued_bytes -= n
+        self._room.set()
+        self._room = trio.Event()
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +214,7 @@ class Connection:
         link: SecureLink,
         *,
         config: P2PConfig,
-        outbound: trio.MemoryReceiveChannel[bytes],
+        outbound: SendQueue,
         on_message: Callable[[Envelope], Awaitable[None]],
         counters: TrafficCounters,
     ) -> None:
@@ -222,16 +281,13 @@ class Connection:
         stream, session, outbound = self.link.stream, self.link.session, self._outbound
         counters, batch_max, frame_max = self._counters, self._cfg.send_batch_bytes_max, self._cfg.frame_bytes_max
         while True:
-            try:
-                first = await outbound.receive()
-            except trio.EndOfChannel:
-                raise ConnectionClosed("send queue closed") from None
+            first = await outbound.get()
             parts = [encode_frame(session.seal(first), frame_max)]
             size = len(parts[0])
             while size < batch_max:
                 try:
-                    item = outbound.receive_nowait()
-                except (trio.WouldBlock, trio.EndOfChannel):
+                    item = outbound.get_nowait()
+                except trio.WouldBlock:
                     break
                 frame = encode_frame(session.seal(item), frame_max)
                 parts.append(frame)

@@ -21,7 +21,7 @@ from p2p.errors import (
 from p2p.framing import FrameDecoder, encode_frame
 from p2p.handshake import Identity, Role
 from p2p.messages import Envelope, Kind
-from p2p.transport import Connection, SecureLink, TrafficCounters, secure_handshake
+from p2p.transport import Connection, SecureLink, SendQueue, TrafficCounters, secure_handshake
 
 from .helpers import identity, make_pair, run_pair
 
@@ -45,15 +45,15 @@ async def _handshake_both(
     return links["a"], links["b"]
 
 
-def _connection(link: SecureLink, sink: list[Envelope],
-                queue_max: int = 16) -> tuple[Connection, trio.MemorySendChannel[bytes]]:
-    tx, rx = trio.open_memory_channel[bytes](queue_max)
+def _connection(link: SecureLink, sink: list[Envelope], queue_max: int = 16,
+                bytes_max: int = 1 << 20) -> tuple[Connection, SendQueue]:
+    queue = SendQueue(queue_max, bytes_max)
 
     async def on_message(env: Envelope) -> None:
         sink.append(env)
 
-    return Connection(link, config=CFG, outbound=rx, on_message=on_message,
-                      counters=TrafficCounters()), tx
+    return Connection(link, config=CFG, outbound=queue, on_message=on_message,
+                      counters=TrafficCounters()), queue
 
 
 async def test_handshake_over_memory_streams_then_messages_flow(autojump_clock: MockClock) -> None:
@@ -67,7 +67,7 @@ async def test_handshake_over_memory_streams_then_messages_flow(autojump_clock: 
         n.start_soon(ca.run)
         n.start_soon(cb.run)
         for i in range(5):
-            await txa.send(Envelope(Kind.CONSENSUS, i + 1, b"m%d" % i).encode())
+            await txa.put(Envelope(Kind.CONSENSUS, i + 1, b"m%d" % i).encode())
         with trio.fail_after(1):
             while len(got) < 5:
                 await trio.sleep(0.01)
@@ -143,21 +143,21 @@ async def test_bounded_send_queue_applies_back_pressure(autojump_clock: MockCloc
     msgs = [Envelope(Kind.CONSENSUS, i + 1, b"x%d" % i).encode() for i in range(4)]
     async with trio.open_nursery() as n:
         n.start_soon(ca.run)
-        await tx.send(msgs[0])
+        await tx.put(msgs[0])
         await trio.testing.wait_all_tasks_blocked()  # writer took it and is stuck in send_all
-        tx.send_nowait(msgs[1])
-        tx.send_nowait(msgs[2])
+        tx.put_nowait(msgs[1])
+        tx.put_nowait(msgs[2])
         try:
-            tx.send_nowait(msgs[3])
+            tx.put_nowait(msgs[3])
         except trio.WouldBlock:
             pass
         else:
             raise AssertionError("queue is not bounded")
         with trio.move_on_after(30) as scope:
-            await tx.send(msgs[3])
+            await tx.put(msgs[3])
         assert scope.cancelled_caught  # send waited: the bound is the back-pressure
         n.start_soon(cb.run)  # the reader drains; everything flows again
-        await tx.send(msgs[3])
+        await tx.put(msgs[3])
         with trio.fail_after(1):
             while len(got) < 4:
                 await trio.sleep(0.01)
@@ -218,3 +218,25 @@ async def test_peer_closing_ends_the_connection_cleanly(autojump_clock: MockCloc
     cb, _ = _connection(lb, [])
     await sa.aclose()
     assert isinstance(await cb.run(), ConnectionClosed)
+
+
+async def test_send_queue_is_bounded_in_bytes_as_well_as_frames(autojump_clock: MockClock) -> None:
+    q = SendQueue(frames_max=100, bytes_max=1000)
+    q.put_nowait(b"a" * 600)
+    try:
+        q.put_nowait(b"b" * 600)
+    except trio.WouldBlock:
+        pass
+    else:
+        raise AssertionError("byte bound not enforced")
+    q.put_nowait(b"c" * 400)
+    assert (q.depth, q.queued_bytes) == (2, 1000)
+    async with trio.open_nursery() as n:
+        n.start_soon(q.put, b"d" * 600)  # waits for room
+        await trio.testing.wait_all_tasks_blocked()
+        assert q.depth == 2
+        assert await q.get() == b"a" * 600
+    assert (q.depth, q.queued_bytes) == (2, 1000)
+    empty = SendQueue(frames_max=4, bytes_max=10)
+    empty.put_nowait(b"x" * 50)  # one oversized item still fits an empty queue
+    assert empty.get_nowait() == b"x" * 50
