@@ -89,6 +89,7 @@ from chain.ledger import Ledger
 from chain.state import full_state_root
 
 __all__ = [
+    "SNAPSHOT_CHUNKS_MAX",
     "SNAPSHOT_CHUNK_BYTES_MAX",
     "SNAPSHOT_ENTRIES_MAX",
     "Checkpoint",
@@ -99,6 +100,7 @@ __all__ = [
     "export_snapshot",
     "prune",
     "restore_snapshot",
+    "verify_snapshot",
 ]
 
 SNAPSHOT_MAGIC = b"phalanx/snapshot/v1"
