@@ -6,6 +6,24 @@ with Lamport timestamps (:mod:`p2p.messages`, :mod:`p2p.lamport`), the per-conne
 (:mod:`p2p.transport`), the peer manager (:mod:`p2p.peers`, policy in :mod:`p2p.policy`),
 transaction gossip (:mod:`p2p.gossip` core, :mod:`p2p.gossip_service` driver) and heartbeats
 (:mod:`p2p.heartbeat`). Imports nothing from chain, consensus or node.
+
+How a node wires it (one root nursery)::
+
+    book = [PeerInfo(PeerId(i), pubkey_i, host_i, port_i) for each validator i]
+    peers = PeerManager(PeerId(me), my_seed, book, P2PConfig(network=chain_id_tag, ...))
+    consensus_in = peers.subscribe(Kind.CONSENSUS)          # back-pressure, never dropped
+    gossip = GossipService(peers, TxGossip(GossipConfig(relay=False), tx_hash))
+    beats = HeartbeatService(peers, status=lambda: encode(height, view))
+    port = await nursery.start(peers.run)                   # listener bound first
+    await nursery.start(gossip.run); await nursery.start(beats.run)
+    ...
+    await peers.send(PeerId(2), Kind.CONSENSUS, msg)        # or: await peers.broadcast(...)
+    async for peer, kind, lamport, payload in consensus_in: ...
+    async for peer, tx in gossip.delivered: validate; await gossip.submit(tx, origin=peer)
+    async for hb in beats.received: failure_detector.observe(hb.peer, hb.status)
+
+Messages of kinds nobody subscribed to arrive on ``peers.inbound``; subscribe every kind the
+node handles, since an unread ``inbound`` channel holds up the readers.
 """
 
 from p2p.config import P2PConfig
