@@ -69,9 +69,15 @@ async def _broadcast_round(managers: list[PeerManager], tag: bytes) -> None:
         assert all(m.clock.time > x.lamport for x in got)
 
 
-async def test_four_managers_form_a_full_mesh_and_broadcast() -> None:
+async def test_four_managers_form_a_full_mesh_and_broadcast(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="phalanx.p2p.peers")
     async with mesh() as managers:
         await _broadcast_round(managers, b"hello")
+        # every received message is logged with its Lamport timestamp
+        got = [r.getMessage() for r in caplog.records if " got CONSENSUS from " in r.getMessage()]
+        assert len(got) == N * (N - 1) and all("lamport=" in line for line in got)
         for m in managers:
             s = m.statistics()
             assert s.peers_connected == N - 1 and s.frames_in == N - 1
