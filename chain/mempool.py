@@ -156,14 +156,23 @@ class MempoolStatistics:
 class _Entry:
     __slots__ = ("cost", "fee", "hash", "nonce", "sender", "size", "tx")
 
-    def __init__(self, tx: Transaction, size: int, sender: bytes) -> None:
+    def __init__(
+        self,
+        tx: Transaction,
+        tx_hash: bytes,
+        size: int,
+        sender: bytes,
+        nonce: int,
+        fee: int,
+        cost: int,
+    ) -> None:
         self.tx = tx
-        self.hash = tx.hash
+        self.hash = tx_hash
         self.size = size
         self.sender = sender
-        self.nonce: int = tx.nonce
-        self.fee: int = tx.fee
-        self.cost: int = tx.amount + tx.fee * tx.gas_limit
+        self.nonce = nonce
+        self.fee = fee
+        self.cost = cost  # max_cost: amount + fee * gas_limit
 
 
 class _Sender:
@@ -254,18 +263,12 @@ class Mempool:
             MempoolRejected: with the reason and a message a person can act on.
         """
         config = self.config
-        if isinstance(tx, Transaction):
-            size = len(tx.encoded)
-            if size > config.tx_bytes_max:
-                raise self._reject(
-                    RejectReason.TOO_LARGE, f"{size} bytes exceeds {config.tx_bytes_max}"
-                )
-        else:
-            size = len(tx)
-            if size > config.tx_bytes_max:
-                raise self._reject(
-                    RejectReason.TOO_LARGE, f"{size} bytes exceeds {config.tx_bytes_max}"
-                )
+        size = len(tx.encoded) if isinstance(tx, Transaction) else len(tx)
+        if size > config.tx_bytes_max:
+            raise self._reject(
+                RejectReason.TOO_LARGE, f"{size} bytes exceeds {config.tx_bytes_max}"
+            )
+        if not isinstance(tx, Transaction):
             try:
                 tx = decode_transaction(tx)
             except DecodeError as e:
@@ -273,24 +276,23 @@ class Mempool:
         tx_hash = tx.hash
         if tx_hash in self._by_hash:
             raise self._reject(RejectReason.DUPLICATE, "this transaction is already pending")
-        if tx.chain_id != self.chain_id:
+        chain_id, nonce, _, to, amount, fee, gas_limit, data = tx[:8]
+        if chain_id != self.chain_id:
             raise self._reject(
                 RejectReason.WRONG_CHAIN_ID,
-                f"signed for chain {tx.chain_id}; this node runs chain {self.chain_id}",
+                f"signed for chain {chain_id}; this node runs chain {self.chain_id}",
             )
-        fee = tx.fee
         if fee < config.fee_min:
             raise self._reject(
                 RejectReason.FEE_TOO_LOW, f"fee {fee} per gas is below the minimum {config.fee_min}"
             )
-        need = intrinsic_gas(len(tx.data), is_creation=tx.to == b"")
-        if tx.gas_limit < need:
+        need = intrinsic_gas(len(data), is_creation=not to)
+        if gas_limit < need:
             raise self._reject(
                 RejectReason.GAS_LIMIT_TOO_LOW,
-                f"gas limit {tx.gas_limit} is below the {need} this transaction needs",
+                f"gas limit {gas_limit} is below the {need} this transaction needs",
             )
         sender = tx.sender_address
-        nonce = tx.nonce
         view = self._view
         head_nonce = view.nonce(sender)
         if nonce < head_nonce:
@@ -298,15 +300,22 @@ class Mempool:
                 RejectReason.NONCE_TOO_LOW, f"nonce {nonce} is used; the next nonce is {head_nonce}"
             )
         s = self._senders.get(sender)
-        pending = s.txs if s is not None else {}
-        old = pending.get(nonce)
-        if old is not None:
-            if fee <= old.fee:
-                raise self._reject(
-                    RejectReason.FEE_TOO_LOW,
-                    f"nonce {nonce} is pending with fee {old.fee}; a replacement must pay more",
-                )
+        old = None
+        total = cost = amount + fee * gas_limit
+        if s is not None:
+            pending = s.txs
+            old = pending.get(nonce)
+            if old is not None:
+                if fee <= old.fee:
+                    raise self._reject(
+                        RejectReason.FEE_TOO_LOW,
+                        f"nonce {nonce} is pending with fee {old.fee}; a replacement must pay more",
+                    )
+                total -= old.cost
+            total += s.cost
         else:
+            pending = {}
+        if old is None:
             run_end = head_nonce
             while run_end in pending:
                 run_end += 1
@@ -322,8 +331,6 @@ class Mempool:
                     f"the sender has {len(pending)} pending transactions (the limit); "
                     "wait for some to commit",
                 )
-        cost = tx.amount + fee * tx.gas_limit
-        total = cost + (s.cost if s is not None else 0) - (old.cost if old is not None else 0)
         balance = view.balance(sender)
         if total > balance:
             raise self._reject(
@@ -356,12 +363,14 @@ class Mempool:
             s = self._senders.get(sender)
         if s is None:
             s = self._senders[sender] = _Sender()
-        entry = _Entry(tx, size, sender)
-        s.txs[nonce] = entry
-        s.cost += entry.cost
+        entry = _Entry(tx, tx_hash, size, sender, nonce, fee, cost)
+        txs = s.txs
+        is_tail = not txs or nonce > max(txs)
+        txs[nonce] = entry
+        s.cost += cost
         self._by_hash[tx_hash] = entry
         self._bytes += size
-        if nonce == max(s.txs):
+        if is_tail:
             heapq.heappush(self._tails, (fee, tx_hash, entry))
         self._added += 1
         return tx_hash
