@@ -7,6 +7,10 @@
   size and SHA-256 of what it wrote and, for init code, of the runtime code it deploys.
 * ``phalanx contract disasm FILE`` prints assembly text that re-assembles to the same bytes;
   FILE may hold raw bytes or hex (``0x`` optional, whitespace ignored).
+* ``phalanx contract run FILE [--call "SEL ARG..."]... [--data HEX]... [--value N] [--gas N]``
+  deploys FILE (assembly, or deployable bytes/hex) on a scratch in-memory state and makes the
+  given calls in order, printing for each: success, gas used, return words, logs, reason. No
+  node is involved; nothing is kept.
 
 Called by: :mod:`cli.main` (discovered through ``register``).
 """
@@ -23,6 +27,7 @@ __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
+    """Add ``phalanx contract build|disasm|run`` to the command line."""
     p = subparsers.add_parser(
         "contract", help="build and disassemble contract bytecode",
         description="Assemble contract source into deployable bytecode, or disassemble it.")
@@ -43,6 +48,20 @@ def register(subparsers: Any) -> None:
                        description="Print assembly that re-assembles to the same bytes.")
     d.add_argument("file", type=Path, metavar="FILE")
     d.set_defaults(func=_disasm)
+
+    r = sub.add_parser("run", help="deploy and call a contract on a scratch state (no node)",
+                       description="Deploy FILE on an in-memory state, then make the calls in "
+                       "order. Call data: --call 'SELECTOR ARG...' (numbers or 0x-hex, each "
+                       "argument a 32-byte word) or --data HEX.")
+    r.add_argument("file", type=Path, metavar="FILE", help="FILE.asm, or deployable bytes/hex")
+    r.add_argument("--call", action="append", default=[], metavar="'SEL ARG...'",
+                   help="a call by selector and word arguments (repeatable)")
+    r.add_argument("--data", action="append", default=[], metavar="HEX",
+                   help="a call with raw call data (repeatable; after the --call ones)")
+    r.add_argument("--value", type=int, default=0, help="value sent with each call (default 0)")
+    r.add_argument("--gas", type=int, default=1_000_000,
+                   help="gas for the deployment and for each call (default 1000000)")
+    r.set_defaults(func=_run)
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -88,3 +107,72 @@ def _disasm(args: argparse.Namespace) -> int:
 
     print(disassemble(_read_code(args.file)), end="")
     return 0
+
+
+def _parse_call(text: str) -> bytes:
+    from chain.vm.abi import encode_call
+    from cli.main import CliError
+
+    parts = text.split()
+    if not parts:
+        raise CliError("--call needs a selector")
+    try:
+        numbers = [int(p, 0) for p in parts]
+        return encode_call(numbers[0], *numbers[1:])
+    except ValueError as e:
+        raise CliError(f"bad --call {text!r}: {e}") from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    from chain.db.memory import MemoryDB
+    from chain.runtime import ExecutionContext
+    from chain.state import StateDB
+    from chain.vm.assembler import deploy_code
+    from chain.vm.runtime import Outcome, run_call, run_create
+    from cli.main import CliError
+
+    if args.file.suffix == ".asm":
+        init = deploy_code(args.file.read_text(encoding="utf-8"))
+    else:
+        init = _read_code(args.file)
+    calls = [_parse_call(c) for c in args.call]
+    for text in args.data:
+        try:
+            calls.append(bytes.fromhex(text.removeprefix("0x")))
+        except ValueError:
+            raise CliError(f"bad --data {text!r}: not hex") from None
+    state = StateDB(MemoryDB(), bytes(32))
+    sender = b"\x5e" * 20
+    state.set_balance(sender, 10**30)
+    ctx = ExecutionContext(chain_id=1, height=1, timestamp=0, proposer=bytes(20))
+
+    def show(what: str, out: Outcome) -> None:
+        status = "ok" if out.success else f"FAILED ({out.reason})"
+        print(f"{what}: {status}, gas {out.gas_used}, {out.steps} instructions")
+        data = out.return_data
+        if data:
+            if len(data) % 32 == 0:
+                words = [f"0x{data[i:i + 32].hex().lstrip('0') or '0'}" for i in range(0, len(data), 32)]
+                print(f"  return: {' '.join(words)}")
+            else:
+                print(f"  return: 0x{data.hex()}")
+            if data.isascii() and data.decode("ascii").isprintable():
+                print(f"  return text: {data.decode('ascii')!r}")
+        for i, log in enumerate(out.logs):
+            topics = " ".join("0x" + t.hex() for t in log.topics)
+            print(f"  log {i}: topics [{topics}] data 0x{log.data.hex()}")
+
+    deployed = run_create(state, ctx, sender=sender, nonce=0, value=0, init_code=init,
+                          gas=args.gas)  # fmt: skip
+    show("deploy", deployed)
+    if not deployed.success:
+        return 1
+    address = deployed.contract_address
+    print(f"  address 0x{address.hex()}, code {len(state.get_code(address))} bytes")
+    failed = 0
+    for data in calls:
+        out = run_call(state, ctx, sender=sender, to=address, value=args.value, data=data,
+                       gas=args.gas)  # fmt: skip
+        show(f"call 0x{data[:1].hex()} ({len(data)} bytes of call data)", out)
+        failed += not out.success
+    return 1 if failed else 0

@@ -50,3 +50,28 @@ def test_build_error_is_one_line_with_the_source_line(
     assert main(["contract", "build", str(src)]) == 2
     assert capsys.readouterr().err.strip() == "error: line 2: JUMP takes no operand"
     assert not (tmp_path / "bad.bin").exists()
+
+
+def test_run_deploys_and_calls_on_a_scratch_state(capsys: pytest.CaptureFixture[str]) -> None:
+    token = str(EXAMPLES / "token.asm")
+    calls = ["--call", "3", "--call", "1 0x1234 10", "--data", "02" + "00" * 32]
+    assert main(["contract", "run", token, *calls]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("deploy: ok, gas ")
+    assert "return: 0xf4240" in out  # total supply 1,000,000
+    assert "call 0x01 (65 bytes of call data): ok" in out
+    assert "call 0x02 (33 bytes of call data): ok" in out
+
+
+def test_run_reports_a_revert_and_exits_non_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    token = str(EXAMPLES / "token.asm")
+    assert main(["contract", "run", token, "--call", "1 0x1234 1000001"]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED (reverted at pc" in out
+    assert "return text: 'insufficient balance'" in out
+
+
+def test_run_rejects_bad_call_syntax(capsys: pytest.CaptureFixture[str]) -> None:
+    token = str(EXAMPLES / "counter.asm")
+    assert main(["contract", "run", token, "--call", "inc"]) == 2
+    assert "bad --call 'inc'" in capsys.readouterr().err
