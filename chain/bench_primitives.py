@@ -140,9 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chain.bench_primitives")
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--block-txs", type=int, default=1000)
+    parser.add_argument("--merkle-leaves", type=int, default=100_000)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    figures = run(count=args.count, repeats=args.repeats)
+    figures = run(
+        count=args.count,
+        repeats=args.repeats,
+        block_txs=args.block_txs,
+        merkle_leaves=args.merkle_leaves,
+    )
     if args.json:
         print(json.dumps(asdict(figures), indent=2))
     else:

@@ -219,3 +219,21 @@ def test_make_transaction_refuses_wrong_types() -> None:
     with pytest.raises(ChainError, match="to: must be bytes"):
         _tx(to="0x" + "00" * 20)
     assert _tx(data=bytearray(b"\x01\x02")) == _tx()
+
+
+def test_primitives_benchmark_runs_and_reports_every_figure(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    from chain.bench_primitives import PrimitiveFigures, main, run
+
+    figures = run(count=20, repeats=1, block_txs=10, merkle_leaves=64)
+    assert figures.block_txs == 10
+    assert figures.merkle_leaves == 64
+    assert figures.tx_bytes == 138  # a plain transfer, as in the module docstring's figures
+    assert figures.verify_raw_per_s > 0 and figures.admit_per_s > 0
+    assert figures.admit_to_verify_ratio > 0
+    assert main(["--count", "5", "--repeats", "1", "--merkle-leaves", "10", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert set(printed) == set(PrimitiveFigures.__dataclass_fields__)
