@@ -225,8 +225,41 @@ _words = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(op=st.sampled_from(sorted(_REFERENCE)), a=_words, b=_words)
 def test_binary_operations_match_a_reference_model(op: str, a: int, b: int) -> None:
     result, _, _ = run(f"PUSH {b}\nPUSH {a}\n{op}" + EPILOGUE)
     assert word(result) == _REFERENCE[op](a, b)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    values=st.lists(st.integers(0, M), min_size=1, max_size=18),
+    kind=st.sampled_from(["DUP", "SWAP", "POP"]),
+    n=st.integers(1, 16),
+)
+def test_stack_operations_match_a_list_model(values: list[int], kind: str, n: int) -> None:
+    model = list(values)
+    program = [f"PUSH {v}" for v in values]
+    if kind == "POP":
+        program.append("POP")
+        model.pop()
+    elif kind == "DUP":
+        program.append(f"DUP{n}")
+        if n <= len(model):
+            model.append(model[-n])
+    else:
+        program.append(f"SWAP{n}")
+        if n + 1 <= len(model):
+            model[-1], model[-n - 1] = model[-n - 1], model[-1]
+    # Unload the stack into memory, top first, and return it.
+    program += [f"PUSH {32 * i}\nMSTORE" for i in range(len(model))]
+    program.append(f"PUSH {32 * len(model)}\nPUSH 0\nRETURN")
+    result, _, _ = run("\n".join(program))
+    needed = {"POP": 1, "DUP": n, "SWAP": n + 1}[kind]
+    if len(values) < needed:
+        assert result.reason.startswith("stack underflow")
+        return
+    assert result.success, result.reason
+    got = [int.from_bytes(result.output[i : i + 32], "big") for i in range(0, len(result.output), 32)]
+    assert got == model[::-1]
