@@ -23,7 +23,9 @@ address (given in the book, or later through ``set_address``).
   otherwise to ``inbound``. All are bounded: a slow consumer slows the readers, except for
   kinds subscribed with ``drop_when_full`` (gossip, heartbeats), which are dropped instead
   so that they never hold up consensus traffic from the same peer.
-* **Outbound**: ``send`` waits for room (back-pressure), ``send_nowait`` raises
+* **Outbound**: transaction batches go in the bulk lane of the peer's send queue, behind
+  every other kind and limited to half its room, so gossip never delays or crowds out
+  consensus. ``send`` waits for room (back-pressure), ``send_nowait`` raises
   ``QueueFull``, ``broadcast`` never waits: a peer whose queue is full misses that message
   (counted in ``frames_dropped``) so that one slow peer cannot stall the others.
 * Every message gets a Lamport timestamp (one tick per send or broadcast event), merged on
@@ -72,6 +74,8 @@ log = logging.getLogger("phalanx.p2p.peers")
 OpenStream = Callable[[str, int], Awaitable[trio.abc.Stream]]
 
 _BAD_FRAME_ERRORS = (FrameTooLarge, SessionError, InvalidEnvelope)
+#: Kinds queued in the bulk lane of a peer's send queue (behind everything else, half the room).
+_BULK_KINDS = frozenset({Kind.TX_BATCH})
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +231,7 @@ class PeerManager:
             MessageTooLarge: ``payload`` can't fit in one frame.
         """
         p = self._peer(peer)
-        await p.queue.put(self._encode(kind, payload))
+        await p.queue.put(self._encode(kind, payload), bulk=kind in _BULK_KINDS)
 
     def send_nowait(self, peer: PeerId, kind: Kind, payload: bytes) -> None:
         """Queue a message for ``peer`` without waiting.
@@ -239,7 +243,7 @@ class PeerManager:
         """
         p = self._peer(peer)
         try:
-            p.queue.put_nowait(self._encode(kind, payload))
+            p.queue.put_nowait(self._encode(kind, payload), bulk=kind in _BULK_KINDS)
         except trio.WouldBlock:
             raise QueueFull(f"send queue of peer {peer} is full") from None
 
@@ -255,12 +259,13 @@ class PeerManager:
             MessageTooLarge: ``payload`` can't fit in one frame.
         """
         data = self._encode(kind, payload)
+        bulk = kind in _BULK_KINDS
         sent = []
         for pid in self.connected_peers():
             if pid in exclude:
                 continue
             try:
-                self._peers[pid].queue.put_nowait(data)
+                self._peers[pid].queue.put_nowait(data, bulk=bulk)
                 sent.append(pid)
             except trio.WouldBlock:
                 self._frames_dropped += 1

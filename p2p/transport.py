@@ -28,6 +28,7 @@ Used by ``p2p.peers`` and the benchmark.
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 
@@ -57,11 +58,14 @@ class TrafficCounters:
 
 
 class SendQueue:
-    """A peer's bounded send queue: at most ``frames_max`` items *and* ``bytes_max`` bytes.
+    """A peer's bounded send queue with two lanes: urgent and bulk.
 
-    Counting frames alone would let a peer that never reads make us hold ``frames_max``
-    frames of up to ``frame_bytes_max`` each. One item larger than ``bytes_max`` is still
-    accepted into an empty queue, so any frame-sized message can be sent.
+    Bounds: at most ``frames_max`` items *and* ``bytes_max`` bytes in all (counting frames
+    alone would let a peer that never reads make us hold ``frames_max`` frames of up to
+    ``frame_bytes_max`` each); the bulk lane (transaction gossip) may use only half of each,
+    so consensus traffic always finds room. The writer takes urgent items first. One item
+    larger than the byte bound is still accepted into an empty queue, so any frame-sized
+    message can be sent.
 
     Args:
         frames_max: bound on queued items.
@@ -69,28 +73,46 @@ class SendQueue:
     """
 
     def __init__(self, frames_max: int, bytes_max: int) -> None:
-        self._tx, self._rx = trio.open_memory_channel[bytes](frames_max)
+        if frames_max < 1 or bytes_max < 1:
+            raise ValueError("queue bounds must be at least 1")
+        self._frames_max = frames_max
         self._bytes_max = bytes_max
+        self._urgent: deque[bytes] = deque()
+        self._bulk: deque[bytes] = deque()
         self.queued_bytes = 0
+        self._bulk_bytes = 0
         self._room = trio.Event()
+        self._ready = trio.Event()
 
     @property
     def depth(self) -> int:
-        """Items queued."""
-        return self._tx.statistics().current_buffer_used
+        """Items queued (both lanes)."""
+        return len(self._urgent) + len(self._bulk)
 
-    def put_nowait(self, data: bytes) -> None:
-        """Queue ``data`` or raise ``trio.WouldBlock`` if either bound would be exceeded."""
-        if self.queued_bytes and self.queued_bytes + len(data) > self._bytes_max:
+    def put_nowait(self, data: bytes, *, bulk: bool = False) -> None:
+        """Queue ``data`` or raise ``trio.WouldBlock`` if a bound would be exceeded."""
+        n = len(data)
+        if self.depth >= self._frames_max or (
+            self.queued_bytes and self.queued_bytes + n > self._bytes_max
+        ):
             raise trio.WouldBlock
-        self._tx.send_nowait(data)
-        self.queued_bytes += len(data)
+        if bulk:
+            if len(self._bulk) >= max(1, self._frames_max // 2) or (
+                self._bulk_bytes and self._bulk_bytes + n > self._bytes_max // 2
+            ):
+                raise trio.WouldBlock
+            self._bulk.append(data)
+            self._bulk_bytes += n
+        else:
+            self._urgent.append(data)
+        self.queued_bytes += n
+        self._ready.set()
 
-    async def put(self, data: bytes) -> None:
+    async def put(self, data: bytes, *, bulk: bool = False) -> None:
         """Queue ``data``, waiting for room."""
         while True:
             try:
-                self.put_nowait(data)
+                self.put_nowait(data, bulk=bulk)
             except trio.WouldBlock:
                 await self._room.wait()
             else:
@@ -98,21 +120,28 @@ class SendQueue:
                 return
 
     async def get(self) -> bytes:
-        """Take the oldest item, waiting for one."""
-        data = await self._rx.receive()
-        self._taken(len(data))
-        return data
+        """Take the next item (urgent first), waiting for one."""
+        if self.depth:
+            await trio.lowlevel.checkpoint()
+        while not self.depth:
+            if self._ready.is_set():
+                self._ready = trio.Event()
+            await self._ready.wait()
+        return self.get_nowait()
 
     def get_nowait(self) -> bytes:
-        """Take the oldest item or raise ``trio.WouldBlock``."""
-        data = self._rx.receive_nowait()
-        self._taken(len(data))
-        return data
-
-    def _taken(self, n: int) -> None:
-        self.queued_bytes -= n
+        """Take the next item (urgent first) or raise ``trio.WouldBlock``."""
+        if self._urgent:
+            data = self._urgent.popleft()
+        elif self._bulk:
+            data = self._bulk.popleft()
+            self._bulk_bytes -= len(data)
+        else:
+            raise trio.WouldBlock
+        self.queued_bytes -= len(data)
         self._room.set()
         self._room = trio.Event()
+        return data
 
 
 @dataclass(frozen=True, slots=True)

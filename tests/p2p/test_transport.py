@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 import trio
 import trio.testing
 from trio.testing import MockClock
@@ -240,3 +241,27 @@ async def test_send_queue_is_bounded_in_bytes_as_well_as_frames(autojump_clock: 
     empty = SendQueue(frames_max=4, bytes_max=10)
     empty.put_nowait(b"x" * 50)  # one oversized item still fits an empty queue
     assert empty.get_nowait() == b"x" * 50
+
+
+async def test_urgent_frames_overtake_bulk_and_bulk_gets_half_the_room(
+    autojump_clock: MockClock,
+) -> None:
+    q = SendQueue(frames_max=8, bytes_max=10_000)
+    for i in range(4):
+        q.put_nowait(b"gossip %d" % i, bulk=True)
+    try:
+        q.put_nowait(b"gossip 4", bulk=True)  # bulk may fill only half the frames
+    except trio.WouldBlock:
+        pass
+    else:
+        raise AssertionError("bulk lane not limited")
+    for i in range(4):
+        q.put_nowait(b"vote %d" % i)  # consensus still finds room
+    order = [await q.get() for _ in range(8)]
+    assert order == [b"vote %d" % i for i in range(4)] + [b"gossip %d" % i for i in range(4)]
+    assert q.queued_bytes == 0
+    half = SendQueue(frames_max=100, bytes_max=1000)
+    half.put_nowait(b"x" * 400, bulk=True)
+    with pytest.raises(trio.WouldBlock):
+        half.put_nowait(b"y" * 200, bulk=True)  # bulk bytes capped at 500
+    half.put_nowait(b"z" * 600)
