@@ -11,9 +11,10 @@ address (given in the book, or later through ``set_address``).
 * **One connection per peer.** Each peer has one send queue (bounded in frames and bytes)
   that outlives connections; the live connection's writer drains it. A peer with a *lower*
   id is expected to dial us, so we wait ``reverse_dial_grace_seconds`` before dialling it
-  ourselves. When two connections of a simultaneous dial meet anyway, the one dialled by the lower id survives
-  on both ends; a new connection meeting one older than the handshake timeout replaces it
-  (the peer would not dial if its end were alive; :func:`p2p.policy.keep_new_connection`).
+  ourselves. When two connections of a simultaneous dial meet anyway, the one dialled by
+  the lower id survives on both ends; a new connection meeting one older than the
+  handshake timeout replaces it (the peer would not dial if its end were alive;
+  :func:`p2p.policy.keep_new_connection`).
   Frames in flight on a losing connection may be lost, as on any dropped TCP connection.
 * **Re-dial on drop** with exponential backoff and jitter (:class:`p2p.policy.Backoff`).
 * **Scores and bans** (:class:`p2p.policy.ScoreBook`): bad frames, failed handshakes and
