@@ -34,9 +34,18 @@ from typing import NoReturn, Protocol
 import rlp
 
 from chain.db import schema
-from chain.encoding import decode, encode, encode_list, hash32, uint64
+from chain.encoding import (
+    decode,
+    decode_uint,
+    encode,
+    encode_list,
+    hash32,
+    split_list,
+    string_items,
+    uint64,
+)
 from chain.errors import ChainError, DecodeError
-from chain.receipt import Receipt
+from chain.receipt import REASON_BYTES_MAX, RETURN_DATA_BYTES_MAX, Receipt, decode_receipt
 
 CHECKPOINT_DOMAIN = b"phalanx/checkpoint/v1"
 
@@ -175,6 +184,44 @@ def encode_receipts(receipts: Sequence[Receipt]) -> bytes:
         n = len(payload)
         append((bytes((0xC0 + n,)) if n < 56 else _long_list_prefix(n)) + payload)
     return encode_list(items)
+
+
+def decode_receipts(data: bytes) -> list[Receipt]:
+    """Strictly decode what :func:`encode_receipts` wrote (same result as the generic decoder
+    with ``CountableList(Receipt)``, ~20x faster for receipts without logs).
+
+    Raises:
+        DecodeError: not the canonical encoding of a receipt list.
+    """
+    out: list[Receipt] = []
+    for item in split_list(data, "receipts"):
+        fields = split_list(item, "receipt")
+        if len(fields) != 8 or fields[5] != b"\xc0":
+            out.append(decode_receipt(item))  # logs, or malformed: the generic path decides
+            continue
+        # The seven string fields, checked canonical by the strict splitter.
+        tx_hash, status, gas, fee, reason, contract, ret = string_items(
+            encode_list(fields[:5] + fields[6:]), "receipt", 7
+        )
+        if len(tx_hash) != 32:
+            raise DecodeError("receipt.tx_hash: must be 32 bytes")
+        if len(contract) not in (0, 20):
+            raise DecodeError("receipt.contract_address: must be 20 bytes or empty")
+        if len(reason) > REASON_BYTES_MAX or len(ret) > RETURN_DATA_BYTES_MAX:
+            raise DecodeError("receipt: reason or return data exceeds its bound")
+        out.append(
+            Receipt(
+                tx_hash,
+                decode_uint(status, 8, "receipt.status"),
+                decode_uint(gas, 64, "receipt.gas_used"),
+                decode_uint(fee, 256, "receipt.fee_paid"),
+                reason,
+                (),
+                contract,
+                ret,
+            )
+        )
+    return out
 
 
 def _long_list_prefix(n: int) -> bytes:

@@ -9,10 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chain._ledger_records import encode_receipts
+from chain._ledger_records import decode_receipts, encode_receipts
 from chain.block import Block, make_certificate
 from chain.db import KeyValueDB, LevelDB, MemoryDB
 from chain.encoding import CountableList, decode, encode
+from chain.errors import DecodeError
 from chain.genesis import make_dev_genesis
 from chain.keys import PrivateKey
 from chain.ledger import GenesisMismatch, InvalidBlock, Ledger, NotFound
@@ -219,3 +220,33 @@ def test_fast_receipt_encoding_is_the_canonical_one(receipts: list[Receipt]) -> 
     encoded = encode_receipts(receipts)
     assert encoded == encode(receipts, CountableList(Receipt))
     assert list(decode(encoded, CountableList(Receipt))) == receipts
+    assert decode_receipts(encoded) == receipts
+
+
+def _generic_receipts(data: bytes) -> list[Receipt] | str:
+    try:
+        return list(decode(data, CountableList(Receipt)))
+    except DecodeError:
+        return "rejected"
+
+
+def _fast_receipts(data: bytes) -> list[Receipt] | str:
+    try:
+        return decode_receipts(data)
+    except DecodeError:
+        return "rejected"
+
+
+@settings(max_examples=100, deadline=None)
+@given(_receipts, st.data())
+def test_fast_receipt_decoding_agrees_with_the_generic_decoder(
+    receipts: list[Receipt], data: st.DataObject
+) -> None:
+    encoded = bytearray(encode_receipts(receipts))
+    if encoded:
+        for _ in range(data.draw(st.integers(0, 3))):
+            i = data.draw(st.integers(0, len(encoded) - 1))
+            encoded[i] = data.draw(st.integers(0, 255))
+        cut = data.draw(st.integers(0, len(encoded)))
+        encoded = encoded[:cut] if data.draw(st.booleans()) else encoded
+    assert _fast_receipts(bytes(encoded)) == _generic_receipts(bytes(encoded))
