@@ -5,7 +5,8 @@ The leader is chosen by bully election over a heartbeat failure detector; see
 """
 
 from consensus.paxos.config import PaxosConfig, PaxosStatistics, Role, verify_certificate
-from consensus.paxos.messages import Ballot, decode_message, decode_record
+from consensus.paxos.messages import Ballot, decode_message
+from consensus.paxos.records import decode_record
 from consensus.paxos.replica import PaxosReplica
 
 __all__ = [

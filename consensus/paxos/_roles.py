@@ -37,24 +37,22 @@ from consensus.paxos.config import PaxosConfig, Role
 from consensus.paxos.messages import (
     Accept,
     Accepted,
-    AcceptedRecord,
     Ballot,
     CatchUp,
     Checkpoint,
     CheckpointProof,
-    CheckpointRecord,
     Decided,
     DecidedEntry,
     Nack,
     PaxosMessage,
     Prepare,
     Promise,
-    PromisedRecord,
     PromiseEntry,
     Vote,
     digest_of,
     vote_bytes,
 )
+from consensus.paxos.records import AcceptedRecord, CheckpointRecord, PromisedRecord
 
 
 class _Shared:

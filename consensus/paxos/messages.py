@@ -15,7 +15,7 @@ Ballots are ``(round, node)`` tuples, ordered lexicographically; a certificate's
 the packed ballot ``round * 2**16 + node``.
 
 Who calls it: the Paxos replica, the drivers that put these messages on the wire (they call
-``encode()`` and :func:`decode_message`), and WAL code (:func:`decode_record`).
+``encode()`` and :func:`decode_message`), and the replica's durable records (:mod:`consensus.paxos.records`).
 """
 
 from __future__ import annotations
@@ -33,12 +33,10 @@ from consensus.failure_detector import Heartbeat, decode_heartbeat
 __all__ = [
     "Accept",
     "Accepted",
-    "AcceptedRecord",
     "Ballot",
     "CatchUp",
     "Checkpoint",
     "CheckpointProof",
-    "CheckpointRecord",
     "Control",
     "Decided",
     "DecidedEntry",
@@ -48,10 +46,8 @@ __all__ = [
     "Prepare",
     "Promise",
     "PromiseEntry",
-    "PromisedRecord",
     "Vote",
     "decode_message",
-    "decode_record",
     "digest_of",
     "vote_bytes",
 ]
@@ -552,75 +548,3 @@ def decode_message(data: bytes) -> PaxosMessage:
     if msg.encode() != data:
         raise InvalidMessage("non-canonical encoding")
     return msg
-
-
-# -- durable records ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PromisedRecord:
-    """Durable: we promised ``ballot`` (never accept or promise below it again)."""
-
-    ballot: Ballot
-    KIND: ClassVar[int] = 101
-
-    def encode(self) -> bytes:
-        data: bytes = rlp.encode([self.KIND, list(self.ballot)])
-        return data
-
-
-@dataclass(frozen=True, slots=True)
-class AcceptedRecord:
-    """Durable: we accepted these ``(slot, value)`` at ``ballot``."""
-
-    ballot: Ballot
-    entries: tuple[tuple[int, bytes], ...]
-    KIND: ClassVar[int] = 102
-
-    def encode(self) -> bytes:
-        data: bytes = rlp.encode([self.KIND, list(self.ballot), [list(e) for e in self.entries]])
-        return data
-
-
-@dataclass(frozen=True, slots=True)
-class CheckpointRecord:
-    """Durable: ``seq`` is a stable checkpoint with ``root``; the log below is gone."""
-
-    seq: int
-    root: bytes
-    KIND: ClassVar[int] = 103
-
-    def encode(self) -> bytes:
-        data: bytes = rlp.encode([self.KIND, self.seq, self.root])
-        return data
-
-
-Record = PromisedRecord | AcceptedRecord | CheckpointRecord
-
-
-def decode_record(data: bytes) -> Record:
-    """Decode a durable record written from ``out.persist`` (``record.encode()``).
-
-    Raises:
-        InvalidMessage: the bytes are not a canonical record.
-    """
-    try:
-        items = _list(rlp.decode(bytes(data), strict=True))
-    except (rlp.exceptions.RLPException, RecursionError) as e:
-        raise InvalidMessage(f"bad record: {e}") from e
-    if not items:
-        raise InvalidMessage("empty record")
-    kind = _uint(items[0])
-    record: Record
-    if kind == PromisedRecord.KIND and len(items) == 2:
-        record = PromisedRecord(_ballot(items[1]))
-    elif kind == AcceptedRecord.KIND and len(items) == 3:
-        entries = tuple((_uint(s), _bytes(v)) for s, v in (_list(e, 2) for e in _list(items[2])))
-        record = AcceptedRecord(_ballot(items[1]), entries)
-    elif kind == CheckpointRecord.KIND and len(items) == 3:
-        record = CheckpointRecord(_uint(items[1]), _bytes(items[2]))
-    else:
-        raise InvalidMessage(f"unknown record kind {kind}")
-    if record.encode() != bytes(data):
-        raise InvalidMessage("non-canonical record")
-    return record

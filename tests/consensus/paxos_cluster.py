@@ -15,7 +15,8 @@ from typing import Any
 
 from consensus.contract import ALL, Applied, Delivery, NodeId, Output, Propose, Receive, Tick
 from consensus.paxos.config import PaxosConfig
-from consensus.paxos.messages import decode_message, decode_record
+from consensus.paxos.messages import decode_message
+from consensus.paxos.records import decode_record
 from consensus.paxos.replica import PaxosReplica
 from consensus.signing import make_keyring
 

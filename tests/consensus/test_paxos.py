@@ -11,18 +11,17 @@ from consensus.paxos.config import PaxosConfig, Role
 from consensus.paxos.messages import (
     Accept,
     Accepted,
-    AcceptedRecord,
     Ballot,
     Decided,
     DecidedEntry,
     Nack,
     Prepare,
     Promise,
-    PromisedRecord,
     decode_message,
     digest_of,
     vote_bytes,
 )
+from consensus.paxos.records import AcceptedRecord, PromisedRecord
 from consensus.paxos.replica import PaxosReplica
 from tests.consensus.paxos_cluster import Cluster
 

@@ -1,0 +1,88 @@
+"""Durable records of a Paxos replica: what ``out.persist`` holds and ``restore`` reads.
+
+``PromisedRecord`` (the highest promised ballot), ``AcceptedRecord`` (values accepted at a
+ballot) and ``CheckpointRecord`` (a stable checkpoint; every record about slots at or below
+it may be dropped by the driver's WAL compaction). Each has ``encode()``;
+:func:`decode_record` is strict. Who calls it: the replica, the node's WAL, tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import rlp
+
+from consensus.contract import InvalidMessage
+from consensus.paxos.messages import Ballot, _ballot, _bytes, _list, _uint
+
+__all__ = ["AcceptedRecord", "CheckpointRecord", "PromisedRecord", "Record", "decode_record"]
+
+
+@dataclass(frozen=True, slots=True)
+class PromisedRecord:
+    """Durable: we promised ``ballot`` (never accept or promise below it again)."""
+
+    ballot: Ballot
+    KIND: ClassVar[int] = 101
+
+    def encode(self) -> bytes:
+        data: bytes = rlp.encode([self.KIND, list(self.ballot)])
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedRecord:
+    """Durable: we accepted these ``(slot, value)`` at ``ballot``."""
+
+    ballot: Ballot
+    entries: tuple[tuple[int, bytes], ...]
+    KIND: ClassVar[int] = 102
+
+    def encode(self) -> bytes:
+        data: bytes = rlp.encode([self.KIND, list(self.ballot), [list(e) for e in self.entries]])
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRecord:
+    """Durable: ``seq`` is a stable checkpoint with ``root``; the log below is gone."""
+
+    seq: int
+    root: bytes
+    KIND: ClassVar[int] = 103
+
+    def encode(self) -> bytes:
+        data: bytes = rlp.encode([self.KIND, self.seq, self.root])
+        return data
+
+
+Record = PromisedRecord | AcceptedRecord | CheckpointRecord
+
+
+def decode_record(data: bytes) -> Record:
+    """Decode a durable record written from ``out.persist`` (``record.encode()``).
+
+    Raises:
+        InvalidMessage: the bytes are not a canonical record.
+    """
+    try:
+        items = _list(rlp.decode(bytes(data), strict=True))
+    except (rlp.exceptions.RLPException, RecursionError) as e:
+        raise InvalidMessage(f"bad record: {e}") from e
+    if not items:
+        raise InvalidMessage("empty record")
+    kind = _uint(items[0])
+    record: Record
+    if kind == PromisedRecord.KIND and len(items) == 2:
+        record = PromisedRecord(_ballot(items[1]))
+    elif kind == AcceptedRecord.KIND and len(items) == 3:
+        entries = tuple((_uint(s), _bytes(v)) for s, v in (_list(e, 2) for e in _list(items[2])))
+        record = AcceptedRecord(_ballot(items[1]), entries)
+    elif kind == CheckpointRecord.KIND and len(items) == 3:
+        record = CheckpointRecord(_uint(items[1]), _bytes(items[2]))
+    else:
+        raise InvalidMessage(f"unknown record kind {kind}")
+    if record.encode() != bytes(data):
+        raise InvalidMessage("non-canonical record")
+    return record
