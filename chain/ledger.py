@@ -31,7 +31,9 @@ Invariants
 
 Threads: one writer. The node may run :meth:`Ledger.commit_block` in a worker thread (a big
 synced batch blocks) while reads run elsewhere on a LevelDB: the in-memory head moves only
-after the batch is durable, so a read never sees a height the database does not hold yet.
+after the batch is durable, so a read never sees a height the database does not hold yet
+(state reads made while the batch lands may already see the new balances; build blocks only
+between commits).
 
 Callers: the node (commit after consensus delivers, reads for the API and sync), the
 simulator, ``phalanx demo`` and the chain benchmark.
