@@ -4,11 +4,14 @@ Invariants kept here: ``0 <= gas``; ``len(memory)`` is a multiple of 32 and neve
 ``memory_bytes_max``; memory only grows after its expansion gas has been paid. Every word on
 the stack is an int in ``[0, 2**256)``.
 
-Used by :mod:`chain.vm._instructions` (the handlers) and :mod:`chain.vm.interpreter`.
+Also the handler type and the word/address helpers every handler module shares. Used by
+:mod:`chain.vm._instructions` and :mod:`chain.vm._effects` (the handlers) and
+:mod:`chain.vm.interpreter`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,9 +23,31 @@ from chain.vm.opcodes import Op
 if TYPE_CHECKING:
     from chain.vm.interpreter import Machine
 
-__all__ = ["Frame", "Log", "jump_destinations"]
+__all__ = [
+    "HALT",
+    "WORD_MASK",
+    "Frame",
+    "Handler",
+    "Log",
+    "address_of",
+    "jump_destinations",
+    "word_of",
+]
 
 WORD_MASK = (1 << 256) - 1
+_ADDRESS_MASK = (1 << 160) - 1
+#: What a handler returns to stop its frame.
+HALT = -1
+
+
+def address_of(word: int) -> bytes:
+    """The 20-byte address held in the low 160 bits of a word."""
+    return (word & _ADDRESS_MASK).to_bytes(20, "big")
+
+
+def word_of(data: bytes | bytearray) -> int:
+    """A big-endian word from up to 32 bytes."""
+    return int.from_bytes(data, "big")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,3 +153,7 @@ class Frame:
         """Write ``data`` to memory at ``offset`` (already touched by the caller)."""
         if data:
             self.memory[offset : offset + len(data)] = data
+
+
+#: An instruction handler: ``handler(frame, pc) -> next pc`` (or :data:`HALT`).
+Handler = Callable[[Frame, int], int]

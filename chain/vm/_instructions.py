@@ -1,5 +1,8 @@
 """Instruction handlers and the dispatch table the interpreter loop indexes by opcode byte.
 
+Pure and memory instructions live here; those with effects beyond the frame (LOG,
+TRANSFER, CALL, RETURN, REVERT) in :mod:`chain.vm._effects`.
+
 Each handler has the signature ``handler(frame, pc) -> next_pc`` and returns :data:`HALT`
 to stop the frame. Before a handler runs, the loop has already charged the base gas and
 checked that the stack holds at least ``pops`` items and will not exceed its bound, so
@@ -10,56 +13,14 @@ subclasses. Words are ints in ``[0, 2**256)``; results are reduced modulo ``2**2
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 
 from chain.vm import gas as g
-from chain.vm._frame import WORD_MASK, Frame, Log
-from chain.vm.errors import (
-    BalanceOverflow,
-    CallDepthExceeded,
-    InsufficientBalance,
-    InvalidJump,
-    LogLimitExceeded,
-    ReturnDataTooLarge,
-)
-from chain.vm.host import Message, VMState
+from chain.vm._effects import EFFECT_HANDLERS
+from chain.vm._frame import HALT, WORD_MASK, Frame, Handler, address_of, word_of
+from chain.vm.errors import InvalidJump
 from chain.vm.opcodes import OPCODES, Op, OpInfo
 
-__all__ = ["DISPATCH", "HALT", "Handler", "address_of", "move_value", "word_of"]
-
-Handler = Callable[[Frame, int], int]
-HALT = -1
-_ADDRESS_MASK = (1 << 160) - 1
-
-
-def address_of(word: int) -> bytes:
-    """The 20-byte address held in the low 160 bits of a word."""
-    return (word & _ADDRESS_MASK).to_bytes(20, "big")
-
-
-def word_of(data: bytes | bytearray) -> int:
-    """A big-endian word from up to 32 bytes."""
-    return int.from_bytes(data, "big")
-
-
-def move_value(state: VMState, sender: bytes, to: bytes, value: int) -> None:
-    """Move ``value`` from ``sender`` to ``to`` or raise a fault, leaving state unchanged.
-
-    Raises:
-        InsufficientBalance: ``sender`` holds less than ``value``.
-        BalanceOverflow: ``to`` would hold more than uint256.
-    """
-    if not value:
-        return
-    have = state.balance(sender)
-    if have < value:
-        raise InsufficientBalance(f"value {value} exceeds balance {have}")
-    if sender == to:
-        return
-    if state.balance(to) + value > WORD_MASK:
-        raise BalanceOverflow("recipient balance would exceed uint256")
-    state.sub_balance(sender, value)
-    state.add_balance(to, value)
+__all__ = ["DISPATCH", "HALT", "Handler"]
 
 
 def _padded(src: bytes, offset: int, size: int) -> bytes:
@@ -413,99 +374,6 @@ def _make_swap(n: int) -> Handler:
     return swap
 
 
-# -- effects: logs, value, calls, halting ------------------------------------------------------
-
-
-def _make_log(topic_count: int) -> Handler:
-    def log(f: Frame, pc: int) -> int:
-        s = f.stack
-        offset = s.pop()
-        size = s.pop()
-        topics = tuple(s.pop().to_bytes(32, "big") for _ in range(topic_count))
-        machine = f.machine
-        config = machine.config
-        if size > config.log_bytes_max:
-            raise LogLimitExceeded(f"log data of {size} bytes exceeds {config.log_bytes_max}")
-        f.use_gas(g.G_LOG_TOPIC * topic_count + g.G_LOG_BYTE * size)
-        data = f.read(offset, size)
-        machine.logs_emitted += 1
-        if machine.logs_emitted > config.logs_max:
-            raise LogLimitExceeded(f"more than {config.logs_max} logs in one transaction")
-        f.logs.append(Log(f.msg.to, topics, data))
-        return pc + 1
-
-    return log
-
-
-def _transfer(f: Frame, pc: int) -> int:
-    s = f.stack
-    to = address_of(s.pop())
-    value = s.pop()
-    state = f.machine.state
-    move_value(state, f.msg.to, to, value)
-    return pc + 1
-
-
-def _call(f: Frame, pc: int) -> int:
-    s = f.stack
-    gas_requested = s.pop()
-    to = address_of(s.pop())
-    value = s.pop()
-    args_offset = s.pop()
-    args_size = s.pop()
-    ret_offset = s.pop()
-    ret_size = s.pop()
-    f.touch(args_offset, args_size)
-    f.touch(ret_offset, ret_size)
-    if value:
-        f.use_gas(g.G_CALL_VALUE)
-    machine = f.machine
-    if f.msg.depth >= machine.config.call_depth_max:
-        raise CallDepthExceeded(f"call depth limit {machine.config.call_depth_max} exceeded")
-    # Keep 1/64 of the gas left for the caller to handle the callee's failure.
-    child_gas = min(gas_requested, f.gas - f.gas // 64)
-    f.gas -= child_gas
-    child = Message(
-        sender=f.msg.to,
-        to=to,
-        value=value,
-        data=bytes(f.memory[args_offset : args_offset + args_size]),
-        gas=child_gas,
-        code=machine.state.get_code(to),
-        depth=f.msg.depth + 1,
-    )
-    result = machine.execute(child)
-    f.gas += result.gas_left
-    f.return_data = result.output
-    if ret_size:
-        f.write(ret_offset, result.output[:ret_size])
-    if result.success:
-        f.logs.extend(result.logs)
-    s.append(1 if result.success else 0)
-    return pc + 1
-
-
-def _halt_with_data(f: Frame) -> None:
-    s = f.stack
-    offset = s.pop()
-    size = s.pop()
-    limit = f.machine.config.return_bytes_max
-    if size > limit:
-        raise ReturnDataTooLarge(f"return data of {size} bytes exceeds {limit}")
-    f.output = f.read(offset, size)
-
-
-def _return(f: Frame, pc: int) -> int:
-    _halt_with_data(f)
-    return HALT
-
-
-def _revert(f: Frame, pc: int) -> int:
-    _halt_with_data(f)
-    f.reverted = True
-    return HALT
-
-
 _HANDLERS: dict[int, Handler] = {
     Op.STOP: _stop,
     Op.ADD: _add,
@@ -552,18 +420,13 @@ _HANDLERS: dict[int, Handler] = {
     Op.MSIZE: _msize,
     Op.GAS: _gas,
     Op.JUMPDEST: _jumpdest,
-    Op.CALL: _call,
-    Op.RETURN: _return,
-    Op.TRANSFER: _transfer,
-    Op.REVERT: _revert,
+    **EFFECT_HANDLERS,
 }
 for _n in range(1, 33):
     _HANDLERS[Op.PUSH1 + _n - 1] = _make_push(_n)
 for _n in range(1, 17):
     _HANDLERS[Op.DUP1 + _n - 1] = _make_dup(_n)
     _HANDLERS[Op.SWAP1 + _n - 1] = _make_swap(_n)
-for _n in range(5):
-    _HANDLERS[Op.LOG0 + _n] = _make_log(_n)
 
 assert set(_HANDLERS) == set(OPCODES), "every opcode needs exactly one handler"
 

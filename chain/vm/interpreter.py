@@ -22,8 +22,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from chain.vm._effects import move_value
 from chain.vm._frame import Frame, Log, jump_destinations
-from chain.vm._instructions import DISPATCH, HALT, Handler, move_value
+from chain.vm._instructions import DISPATCH, HALT, Handler
 from chain.vm.errors import (
     CodeTooLarge,
     InvalidOpcode,
