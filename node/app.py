@@ -1,0 +1,329 @@
+"""The blockchain application that consensus orders blocks for.
+
+Theory of operation
+-------------------
+Consensus orders opaque values; for a Phalanx node a value is one canonically encoded
+block. This module is the bridge between the engine's contract and ``chain/``:
+
+* **Digest.** The engine signs the *block hash* (the header hash), so a commit certificate
+  is a certificate for that block. :meth:`ChainApp.digest` slices the header out of the
+  block's RLP without decoding the transactions. Bytes that are not a block get a digest
+  under another domain, and validity refuses them.
+* **Building.** The primary proposes block ``head + 1`` on top of its head, with the parent's
+  commit certificate, transactions selected from the mempool, and a timestamp no earlier
+  than the parent's (:meth:`build_proposal`). One block is in flight at a time: the node
+  only proposes again once its previous proposal was delivered, or the view changed.
+* **Validity** (:meth:`check_proposal`, the engine's validity callback): strict decoding,
+  chain id, structure (tx root, last-commit hash), size bounds, a proposer that is a
+  validator, a timestamp within ``timestamp_drift_ms_max`` of the local clock, a height
+  above the head, and every transaction signature valid (verified once per node: the
+  mempool's admissions and earlier checks are remembered). Whether the block *extends* the
+  head is deliberately not part of validity: with several sequence numbers in flight a
+  backup may not have applied the parent yet.
+* **Delivery** (:meth:`apply_delivery`): a delivered block that extends the head (height,
+  parent hash, state root, and a valid certificate for the parent in ``last_commit``) is
+  executed and committed with its own certificate in one atomic ledger batch. Anything
+  else -- a null request, a block built on a stale head after a view change, undecodable
+  bytes -- is a deterministic no-op at every honest node, because every honest node sees
+  the same sequence of deliveries. The consensus sequence number goes into the stored
+  certificate so it can be verified again later (by peers catching up).
+
+Threading: :meth:`execute` (execution and the synced batch) may run in a worker thread; the
+mempool is touched only by :meth:`finish_delivery`, which the driver calls back on the Trio
+thread. Nothing here imports trio.
+
+Called by ``node.driver`` (validity, proposals, deliveries) and ``node.rpc_methods``
+(reads, transaction admission).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import rlp.codec
+
+from chain.block import (
+    EMPTY_CERTIFICATE,
+    Block,
+    CommitCertificate,
+    build_block,
+    decode_block,
+    make_certificate,
+)
+from chain.errors import ChainError
+from chain.executor import BlockResult, Executor
+from chain.genesis import Genesis
+from chain.keys import PrivateKey
+from chain.ledger import Head, Ledger
+from chain.mempool import Mempool, MempoolConfig
+from chain.runtime import ContractRuntime
+from chain.tx import Transaction
+
+__all__ = ["ApplyOutcome", "ChainApp", "LedgerStateView", "block_digest"]
+
+log = logging.getLogger("phalanx.node.app")
+
+_NOT_A_BLOCK = b"phalanx/not-a-block"
+VERIFIED_CACHE_MAX = 200_000
+DECODED_CACHE_MAX = 64
+
+
+def block_digest(value: bytes) -> bytes:
+    """The block hash of an encoded block (its header's SHA-256), without decoding the txs.
+
+    For bytes that do not start like a block, a hash under another domain: still
+    deterministic, never equal to a real block hash, and refused by validity.
+    """
+    try:
+        _, typ, _, start = rlp.codec.consume_length_prefix(value, 0)
+        if typ is not list:
+            raise ValueError("not a list")
+        _, htyp, hlen, hstart = rlp.codec.consume_length_prefix(value, start)
+        if htyp is not list or hstart + hlen > len(value):
+            raise ValueError("no header")
+        return hashlib.sha256(value[start : hstart + hlen]).digest()
+    except Exception:
+        return hashlib.sha256(_NOT_A_BLOCK + value).digest()
+
+
+class LedgerStateView:
+    """Nonces and balances at the ledger head, for mempool admission."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    def nonce(self, address: bytes) -> int:
+        return int(self._ledger.account(address).nonce)
+
+    def balance(self, address: bytes) -> int:
+        return int(self._ledger.account(address).balance)
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    """What one delivery did.
+
+    Attributes:
+        seq: the consensus sequence number delivered.
+        block: the committed block, or None for a no-op.
+        result: the execution result, or None for a no-op.
+        skipped: why the delivery was a no-op ("" when a block was committed).
+        state_root: the state commitment after the delivery.
+    """
+
+    seq: int
+    block: Block | None
+    result: BlockResult | None
+    skipped: str
+    state_root: bytes
+
+
+class ChainApp:
+    """Ledger, mempool and executor of one node, seen from consensus.
+
+    Args:
+        genesis: the chain's genesis.
+        ledger: the opened ledger.
+        key: this node's validator key (None for a non-validator).
+        mempool_config: mempool bounds.
+        runtime: the contract runtime (None disables contracts).
+        certificate_ok: checks a stored certificate's votes (engine-specific).
+        now_ms: the local clock in milliseconds (injected; tests pass a fake).
+        block_txs_max / block_bytes_max: proposal bounds.
+        timestamp_drift_ms_max: allowed distance of a proposal's timestamp from ``now_ms``.
+    """
+
+    def __init__(
+        self,
+        genesis: Genesis,
+        ledger: Ledger,
+        *,
+        key: PrivateKey | None,
+        mempool_config: MempoolConfig,
+        runtime: ContractRuntime | None,
+        certificate_ok: Callable[[CommitCertificate], bool],
+        now_ms: Callable[[], int],
+        block_txs_max: int = 2000,
+        block_bytes_max: int = 4 * 1024 * 1024,
+        timestamp_drift_ms_max: int = 10_000,
+    ) -> None:
+        self.genesis = genesis
+        self.chain_id = genesis.chain_id
+        self.ledger = ledger
+        self.key = key
+        self.executor = Executor(genesis.chain_id, runtime)
+        self.mempool = Mempool(genesis.chain_id, mempool_config, LedgerStateView(ledger))
+        self.certificate_ok = certificate_ok
+        self.now_ms = now_ms
+        self.block_txs_max = block_txs_max
+        self.block_bytes_max = block_bytes_max
+        self.timestamp_drift_ms_max = timestamp_drift_ms_max
+        self.validator_addresses = tuple(v.address for v in genesis.validators)
+        self._validator_set = frozenset(self.validator_addresses)
+        self._verified: OrderedDict[bytes, None] = OrderedDict()
+        self._decoded: OrderedDict[bytes, Block] = OrderedDict()
+        self.skipped_deliveries = 0
+        self.last_skip_reason = ""
+        self.invalid_proposals = 0
+        self.last_invalid_reason = ""
+
+    # ------------------------------------------------------------------ reads
+
+    @property
+    def head(self) -> Head:
+        return self.ledger.head
+
+    @property
+    def state_root(self) -> bytes:
+        return self.ledger.head.state_root
+
+    # ------------------------------------------------------------------ admission
+
+    def admit(self, tx: Transaction | bytes) -> bytes:
+        """Add a transaction to the mempool (raises ``MempoolRejected``); returns its hash."""
+        tx_hash = self.mempool.add(tx)
+        self._remember_verified(tx_hash)
+        return tx_hash
+
+    def _remember_verified(self, tx_hash: bytes) -> None:
+        self._verified[tx_hash] = None
+        if len(self._verified) > VERIFIED_CACHE_MAX:
+            self._verified.popitem(last=False)
+
+    # ------------------------------------------------------------------ proposing
+
+    def build_proposal(self) -> bytes:
+        """Encode block ``head + 1`` with the best executable mempool transactions."""
+        if self.key is None:
+            raise ChainError("only a validator builds blocks")
+        head = self.ledger.head
+        last_commit = (
+            EMPTY_CERTIFICATE if head.height == 0 else self.ledger.certificate(head.height)
+        )
+        txs = self.mempool.select(self.block_txs_max, self.block_bytes_max - 64 * 1024)
+        block = build_block(
+            chain_id=self.chain_id,
+            height=head.height + 1,
+            parent_hash=head.block_hash,
+            timestamp=max(self.now_ms(), head.timestamp + 1),
+            proposer=self.key.address,
+            state_root=head.state_root,
+            transactions=txs,
+            last_commit=last_commit,
+        )
+        self._cache(block)
+        return bytes(block.encoded)
+
+    def _cache(self, block: Block) -> None:
+        self._decoded[block.hash] = block
+        while len(self._decoded) > DECODED_CACHE_MAX:
+            self._decoded.popitem(last=False)
+
+    # ------------------------------------------------------------------ validity
+
+    def digest(self, value: bytes) -> bytes:
+        return block_digest(value)
+
+    def check_proposal(self, value: bytes) -> bool:
+        """The engine's validity callback. Never raises for bad bytes."""
+        reason = self._proposal_problem(value)
+        if reason:
+            self.invalid_proposals += 1
+            self.last_invalid_reason = reason
+            log.warning("refusing proposal: %s", reason)
+            return False
+        return True
+
+    def _proposal_problem(self, value: bytes) -> str:
+        if len(value) > self.block_bytes_max:
+            return f"block of {len(value)} bytes exceeds {self.block_bytes_max}"
+        digest = block_digest(value)
+        block = self._decoded.get(digest)
+        if block is None:
+            try:
+                block = decode_block(value)
+            except ChainError as e:
+                return f"undecodable block: {e}"
+        try:
+            block.validate_structure()
+        except ChainError as e:
+            return f"malformed block: {e}"
+        header = block.header
+        if header.chain_id != self.chain_id:
+            return f"block for chain {header.chain_id}, this is chain {self.chain_id}"
+        if len(block.transactions) > self.block_txs_max:
+            return f"{len(block.transactions)} transactions exceed {self.block_txs_max}"
+        if header.proposer not in self._validator_set:
+            return "proposer is not a validator"
+        if header.height <= self.ledger.head.height:
+            return f"height {header.height} is not above the head {self.ledger.head.height}"
+        drift = abs(header.timestamp - self.now_ms())
+        if drift > self.timestamp_drift_ms_max:
+            return (
+                f"timestamp {header.timestamp} is {drift} ms from local time "
+                f"(bound {self.timestamp_drift_ms_max} ms)"
+            )
+        for tx in block.transactions:
+            if tx.hash in self._verified:
+                continue
+            if not tx.verify_signature():
+                return f"transaction 0x{tx.hash.hex()} has a bad signature"
+            self._remember_verified(tx.hash)
+        self._cache(block)
+        return ""
+
+    # ------------------------------------------------------------------ delivery
+
+    def execute(self, seq: int, view: int, value: bytes, signatures: Sequence[tuple[int, bytes]]) -> ApplyOutcome:
+        """Execute and durably commit a delivered value, or decide it is a no-op.
+
+        Safe to run in a worker thread: touches the ledger and executor, not the mempool.
+        """
+        if not value:
+            return self._skip(seq, "null request")
+        digest = block_digest(value)
+        block = self._decoded.pop(digest, None)
+        if block is None:
+            try:
+                block = decode_block(value)
+                block.validate_structure()
+            except ChainError as e:
+                return self._skip(seq, f"undecodable block: {e}")
+        head = self.ledger.head
+        header = block.header
+        if header.height != head.height + 1 or header.parent_hash != head.block_hash:
+            return self._skip(seq, f"block {header.height} does not extend head {head.height}")
+        if header.state_root != head.state_root:
+            return self._skip(seq, f"block {header.height} carries a stale state root")
+        if header.height > 1 and not self._parent_certificate_ok(block.last_commit, head):
+            return self._skip(seq, f"block {header.height} carries an invalid parent certificate")
+        result = self.executor.apply_block(self.ledger.state(), block, verified=self._verified)
+        certificate = make_certificate(
+            height=header.height,
+            seq=seq,
+            view=view,
+            block_hash=block.hash,
+            votes=signatures,
+        )
+        self.ledger.commit_block(block, certificate, result)
+        return ApplyOutcome(seq, block, result, "", result.state_root)
+
+    def _parent_certificate_ok(self, cert: CommitCertificate, head: Head) -> bool:
+        if cert.height != head.height or cert.block_hash != head.block_hash:
+            return False
+        return self.certificate_ok(cert)
+
+    def _skip(self, seq: int, reason: str) -> ApplyOutcome:
+        self.skipped_deliveries += 1
+        self.last_skip_reason = reason
+        log.info("delivery %d is a no-op: %s", seq, reason)
+        return ApplyOutcome(seq, None, None, reason, self.ledger.head.state_root)
+
+    def finish_delivery(self, outcome: ApplyOutcome) -> None:
+        """Update the mempool after a committed block (call on the driver's thread)."""
+        if outcome.block is not None:
+            self.mempool.update(outcome.block.transactions, LedgerStateView(self.ledger))
