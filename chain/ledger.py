@@ -172,7 +172,9 @@ class Ledger:
             GenesisMismatch: the database was created from another genesis.
             LedgerCorrupt: the database holds data but no (or a damaged) ledger.
         """
-        interval = checkpoint_interval or genesis.checkpoint_interval
+        interval = (
+            genesis.checkpoint_interval if checkpoint_interval is None else checkpoint_interval
+        )
         if interval < 1:
             raise LedgerError(f"checkpoint_interval must be >= 1, got {interval}")
         expected = genesis.hash
