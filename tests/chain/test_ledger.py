@@ -16,7 +16,7 @@ from chain.encoding import CountableList, decode, encode
 from chain.errors import DecodeError
 from chain.genesis import make_dev_genesis
 from chain.keys import PrivateKey
-from chain.ledger import GenesisMismatch, InvalidBlock, Ledger, NotFound
+from chain.ledger import GenesisMismatch, InvalidBlock, Ledger, LedgerError, NotFound
 from chain.receipt import REASON_BYTES_MAX, Log, Receipt
 from chain.state import full_state_root
 from tests.chain.chaingen import BALANCE, CHAIN_ID, ChainGen
@@ -250,3 +250,12 @@ def test_fast_receipt_decoding_agrees_with_the_generic_decoder(
         cut = data.draw(st.integers(0, len(encoded)))
         encoded = encoded[:cut] if data.draw(st.booleans()) else encoded
     assert _fast_receipts(bytes(encoded)) == _generic_receipts(bytes(encoded))
+
+
+def test_checkpoint_interval_override() -> None:
+    gen = ChainGen(checkpoint_interval=5)
+    ledger = gen.open(MemoryDB(), checkpoint_interval=3)
+    gen.commit_next(ledger, 4)
+    assert ledger.latest_checkpoint.height == 3
+    with pytest.raises(LedgerError, match="must be >= 1"):
+        gen.open(MemoryDB(), checkpoint_interval=0)
