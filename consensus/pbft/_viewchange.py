@@ -106,9 +106,8 @@ class ViewChangeMixin(ReplicaCore):
             if (
                 self.phase is Phase.NORMAL
                 and self._new_view is not None
-                and w == self.view
                 and self._reply_allowed(vc.sender)
-            ):
+            ):  # the sender still waits for a view we already entered: show it the way
                 out.send.append((vc.sender, self._new_view))
             self._drop("stale-view-change")
             return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import rlp
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consensus.contract import InvalidMessage, NodeId
@@ -132,6 +132,7 @@ def test_constructors_refuse_invalid_fields() -> None:
         Checkpoint(1, D, NodeId(0), b"\x01" * 10)
 
 
+@settings(max_examples=60, deadline=None)
 @given(
     view=st.integers(0, 2**64 - 1),
     seq=st.integers(0, 2**64 - 1),
@@ -158,6 +159,7 @@ def test_decoder_never_raises_anything_but_invalid_message(data: bytes) -> None:
 _rlp_items = st.recursive(st.binary(max_size=70), lambda inner: st.lists(inner, max_size=5), max_leaves=20)
 
 
+@settings(max_examples=60, deadline=None)
 @given(item=_rlp_items)
 def test_fast_encoder_matches_the_rlp_library(item: object) -> None:
     from consensus.pbft.messages import _rlp

@@ -189,3 +189,24 @@ def test_seeded_chaos_keeps_agreement_and_recovers_after_heal(seed: int) -> None
     c.propose(1, b"final-b")
     run_until(c, lambda: all_have(c, [b"final-a", b"final-b"]), ticks=400)
     c.assert_agreement()
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_tiny_clusters_without_fault_tolerance_still_order_values(n: int) -> None:
+    c = Cluster(n, checkpoint_interval=2)
+    values = [b"v%d" % k for k in range(5)]
+    for k, v in enumerate(values):
+        c.propose(k % n, v)
+    run_until(c, lambda: all_have(c, values), ticks=20)
+    assert all(c.delivered(i) == c.delivered(0) for i in range(n))
+    assert c.replica(0).statistics().stable_checkpoint == 4
+
+
+def test_ed25519_cluster_delivers_with_verifiable_certificates() -> None:
+    c = Cluster(4, kind="ed25519")
+    for k in range(3):
+        c.propose(0, b"v%d" % k)
+    c.deliver_all()
+    assert all(c.delivered(i) == [b"v0", b"v1", b"v2"] for i in range(4))
+    d = c.deliveries(2)[0]
+    assert c.replica(1).verify_certificate(d.certificate, c.config.digest_of(d.value))
