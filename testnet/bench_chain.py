@@ -14,7 +14,8 @@ Each run measures, in the same process and moment, the raw pynacl verification r
 
 Reported: medians over ``--runs`` runs, per-run figures, the payload, and the exact command.
 Also reported (not part of a goal): the cost of the checkpoint full state root over the
-state the block leaves, and of the snapshot pre-images in the commit.
+state the block leaves, and of exporting and verifying the snapshot (pre-images included);
+``--chain-accounts N`` adds N funded accounts to the genesis to measure them on a big state.
 
 Called by ``cli/cmd_bench.py`` through :mod:`testnet.bench_registry`.
 """
@@ -50,6 +51,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"transactions per block and per admission run (default {BLOCK_TXS}, "
         f"--quick {QUICK_TXS})",
     )
+    parser.add_argument(
+        "--chain-accounts",
+        type=int,
+        default=0,
+        help="extra funded accounts in the genesis state, to measure checkpoint and snapshot "
+        "costs on a large state (default 0)",
+    )
 
 
 @dataclass
@@ -61,7 +69,7 @@ class _Fixture:
     chain_id: int
 
 
-def _fixture(count: int) -> _Fixture:
+def _fixture(count: int, extra_accounts: int = 0) -> _Fixture:
     from chain.genesis import make_dev_genesis
     from chain.keys import PrivateKey
     from chain.params import TX_BASE_GAS
@@ -89,7 +97,13 @@ def _fixture(count: int) -> _Fixture:
     genesis = make_dev_genesis(
         [validator],
         chain_id=CHAIN_ID,
-        balances={k.address: 10**18 for k in keys},
+        balances={
+            **{
+                hashlib.sha256(b"bench/extra/%d" % i).digest()[:20]: 1
+                for i in range(extra_accounts)
+            },
+            **{k.address: 10**18 for k in keys},
+        },
         checkpoint_interval=1000,
     )
     return _Fixture(keys, txs, [tx.encoded for tx in txs], genesis, CHAIN_ID)
@@ -133,6 +147,7 @@ def _admission_run(fx: _Fixture) -> dict[str, float]:
 
 def _block_run(fx: _Fixture, workdir: str, index: int) -> dict[str, float]:
     from chain.block import EMPTY_CERTIFICATE, build_block, decode_block, make_certificate
+    from chain.checkpoint import export_snapshot, verify_snapshot
     from chain.db import LevelDB
     from chain.executor import Executor
     from chain.ledger import Ledger
@@ -169,6 +184,11 @@ def _block_run(fx: _Fixture, workdir: str, index: int) -> dict[str, float]:
         full_root_start = time.perf_counter()
         full_state_root(db)
         full_root_seconds = time.perf_counter() - full_root_start
+        export_start = time.perf_counter()
+        snapshot = export_snapshot(db)
+        export_seconds = time.perf_counter() - export_start
+        verify_snapshot(snapshot, trusted_digest=ledger.latest_checkpoint.digest)
+        verify_seconds = time.perf_counter() - export_start - export_seconds
         return {
             "raw_verify_ms": raw_seconds * 1e3,
             "apply_ms": (applied - start) * 1e3,
@@ -178,6 +198,9 @@ def _block_run(fx: _Fixture, workdir: str, index: int) -> dict[str, float]:
             "state_writes": float(len(result.writes)),
             "block_bytes": float(len(block.encoded)),
             "checkpoint_full_root_ms": full_root_seconds * 1e3,
+            "snapshot_export_ms": export_seconds * 1e3,
+            "snapshot_verify_ms": verify_seconds * 1e3,
+            "snapshot_entries": float(len(snapshot.entries)),
         }
     finally:
         db.close()
@@ -191,7 +214,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the chain benchmark; returns the JSON-able report."""
     runs = max(1, int(args.runs))
     count = args.chain_txs or (QUICK_TXS if args.quick else BLOCK_TXS)
-    fx = _fixture(count)
+    extra = max(0, int(getattr(args, "chain_accounts", 0) or 0))
+    fx = _fixture(count, extra)
     admission: list[dict[str, float]] = []
     blocks: list[dict[str, float]] = []
     workdir = tempfile.mkdtemp(prefix="phalanx-bench-")
@@ -206,6 +230,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     command = f"phalanx bench chain --runs {runs}" + (" --quick" if args.quick else "")
     if args.chain_txs:
         command += f" --chain-txs {args.chain_txs}"
+    if extra:
+        command += f" --chain-accounts {extra}"
     return {
         "target": "chain",
         "command": command,
@@ -237,6 +263,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "state_writes": _median(blocks, "state_writes"),
             "block_bytes": _median(blocks, "block_bytes"),
             "checkpoint_full_root_ms": _median(blocks, "checkpoint_full_root_ms"),
+            "snapshot_export_ms": _median(blocks, "snapshot_export_ms"),
+            "snapshot_verify_ms": _median(blocks, "snapshot_verify_ms"),
+            "snapshot_entries": _median(blocks, "snapshot_entries"),
             "per_run": blocks,
         },
         "environment": {
@@ -270,7 +299,10 @@ def render(report: dict[str, Any]) -> str:
         f"{'    executor apply + state commitment':<44}{b['apply_ms']:>11.1f} ms",
         f"{'    ledger commit (one fsynced batch)':<44}{b['commit_ms']:>11.1f} ms",
         f"{'    state writes / block bytes':<44}{b['state_writes']:>8.0f} / {b['block_bytes']:.0f} B",
-        f"{'checkpoint full state root (this state)':<44}{b['checkpoint_full_root_ms']:>11.1f} ms",
+        f"{'snapshot entries (state at the checkpoint)':<44}{b['snapshot_entries']:>8.0f}",
+        f"{'checkpoint full state root':<44}{b['checkpoint_full_root_ms']:>11.1f} ms",
+        f"{'snapshot export / verify':<44}{b['snapshot_export_ms']:>11.1f} ms / "
+        f"{b['snapshot_verify_ms']:.1f} ms",
         "",
         f"command: {report['command']}",
     ]
