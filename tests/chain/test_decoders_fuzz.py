@@ -43,6 +43,8 @@ from chain.encoding import (
 from chain.errors import DecodeError
 from chain.keys import PrivateKey
 from chain.merkle import decode_proof, encode_proof, merkle_proof
+from chain.receipt import Log, Receipt, decode_receipt
+from chain.state import EMPTY_CODE_HASH, Account, decode_account
 from chain.tx import MAX_TX_BYTES, Transaction, decode_transaction, make_transaction
 
 #: (name, decoder) for every function that decodes bytes from outside. Append yours.
@@ -55,6 +57,8 @@ DECODERS: list[tuple[str, Callable[[bytes], Any]]] = [
     ("merkle_proof", decode_proof),
     ("uint64", lambda b: decode(b, uint64, what="uint64")),
     ("uint256", lambda b: decode(b, uint256, what="uint256")),
+    ("account", decode_account),
+    ("receipt", decode_receipt),
 ]
 
 
@@ -112,6 +116,21 @@ def _seeds() -> list[bytes]:
 
 #: Valid encodings whose mutations are fed to every decoder. Append yours.
 SEEDS: list[bytes] = _seeds()
+SEEDS += [
+    rlp.encode(Account(nonce=3, balance=10**20, code_hash=EMPTY_CODE_HASH)),
+    rlp.encode(
+        Receipt(
+            b"\x07" * 32,
+            0,
+            21_000,
+            42_000,
+            b"revert at pc 3",
+            (Log(b"\x08" * 20, (b"\x09" * 32, b"\x0a" * 32), b"event"),),
+            b"\x0b" * 20,
+            b"\x0c" * 4,
+        )
+    ),
+]
 
 _OPS = ("flip", "set", "insert", "delete", "truncate", "append", "splice")
 
