@@ -55,11 +55,30 @@ class Envelope:
 
     def encode(self) -> bytes:
         """Return the canonical RLP bytes."""
-        return _rlp_list(
-            _rlp_string(_uint_bytes(int(self.kind)))
-            + _rlp_string(_uint_bytes(self.lamport))
-            + _rlp_string(self.payload)
-        )
+        lam = self.lamport
+        if lam == 0:
+            lam_b = b"\x80"
+        elif lam < 0x80:
+            lam_b = bytes((lam,))
+        else:
+            raw = lam.to_bytes((lam.bit_length() + 7) // 8, "big")
+            lam_b = bytes((0x80 + len(raw),)) + raw
+        payload = self.payload
+        n = len(payload)
+        if n == 1 and payload[0] < 0x80:
+            head = b""
+        elif n <= 55:
+            head = bytes((0x80 + n,))
+        else:
+            nb = _uint_bytes(n)
+            head = bytes((0xB7 + len(nb),)) + nb
+        body = 1 + len(lam_b) + len(head) + n
+        if body <= 55:
+            list_head = bytes((0xC0 + body,))
+        else:
+            bb = _uint_bytes(body)
+            list_head = bytes((0xF7 + len(bb),)) + bb
+        return b"".join((list_head, _KIND_BYTES[self.kind], lam_b, head, payload))
 
     @classmethod
     def decode(cls, data: bytes) -> Envelope:
@@ -68,38 +87,76 @@ class Envelope:
         Raises:
             InvalidEnvelope: the bytes are not the canonical encoding of a valid envelope.
         """
-        data = bytes(data)
+        if type(data) is not bytes:
+            data = bytes(data)
+        n = len(data)
         try:
-            start, end = _item(data, 0, want_list=True)
-            if end != len(data):
-                raise InvalidEnvelope("envelope: trailing bytes")
-            fields: list[bytes] = []
-            pos = start
-            while pos < end and len(fields) < 4:
-                s, e = _item(data, pos, want_list=False)
-                if e > end:
-                    raise InvalidEnvelope("envelope: item runs past the list")
-                fields.append(data[s:e])
-                pos = e
-        except IndexError as e:  # a header cut short
+            # list header
+            b = data[0]
+            if 0xC0 <= b <= 0xF7:
+                pos, length = 1, b - 0xC0
+            elif b >= 0xF8:
+                ll = b - 0xF7
+                if data[1] == 0:
+                    raise InvalidEnvelope("envelope: list length with a leading zero")
+                pos, length = 1 + ll, int.from_bytes(data[1 : 1 + ll], "big")
+                if length <= 55:
+                    raise InvalidEnvelope("envelope: non-canonical long list")
+            else:
+                raise InvalidEnvelope("envelope: not a list")
+            if pos + length != n:
+                raise InvalidEnvelope("envelope: list length does not match the bytes")
+            # kind: one byte 0x01..0x7f stands for itself
+            kind = _KINDS.get(data[pos])
+            if kind is None:
+                raise InvalidEnvelope(f"envelope: unknown kind byte 0x{data[pos]:02x}")
+            pos += 1
+            # lamport: a minimal big-endian integer of at most 8 bytes
+            b = data[pos]
+            if b < 0x80:
+                if b == 0:
+                    raise InvalidEnvelope("envelope: integer with a leading zero")
+                lamport, pos = b, pos + 1
+            elif b <= 0x88:
+                m = b - 0x80
+                if m and data[pos + 1] == 0:
+                    raise InvalidEnvelope("envelope: integer with a leading zero")
+                if m == 1 and data[pos + 1] < 0x80:
+                    raise InvalidEnvelope("envelope: non-canonical single byte")
+                lamport, pos = int.from_bytes(data[pos + 1 : pos + 1 + m], "big"), pos + 1 + m
+            else:
+                raise InvalidEnvelope("envelope: lamport is not a 64-bit integer")
+            # payload: a byte string
+            b = data[pos]
+            if b < 0x80:
+                payload, pos = data[pos : pos + 1], pos + 1
+            elif b <= 0xB7:
+                m = b - 0x80
+                if m == 1 and data[pos + 1] < 0x80:
+                    raise InvalidEnvelope("envelope: non-canonical single byte")
+                payload, pos = data[pos + 1 : pos + 1 + m], pos + 1 + m
+            elif b <= 0xBF:
+                ll = b - 0xB7
+                if data[pos + 1] == 0:
+                    raise InvalidEnvelope("envelope: payload length with a leading zero")
+                m = int.from_bytes(data[pos + 1 : pos + 1 + ll], "big")
+                if m <= 55:
+                    raise InvalidEnvelope("envelope: non-canonical long string")
+                start = pos + 1 + ll
+                payload, pos = data[start : start + m], start + m
+            else:
+                raise InvalidEnvelope("envelope: payload is a list")
+        except IndexError as e:
             raise InvalidEnvelope("envelope: truncated") from e
-        if len(fields) != 3 or pos != end:
-            raise InvalidEnvelope("envelope: expected the list [kind, lamport, payload]")
-        kind_b, lamport_b, payload = fields
-        if len(kind_b) > 1 or len(lamport_b) > 8:
-            raise InvalidEnvelope("envelope: integer field too long")
-        if lamport_b[:1] == b"\x00":
-            raise InvalidEnvelope("envelope: integer with a leading zero")
-        kind = _KINDS.get(kind_b)
-        if kind is None:
-            raise InvalidEnvelope(f"envelope: unknown kind {kind_b.hex() or '0'}")
-        lamport = int.from_bytes(lamport_b, "big")
+        if pos != n:
+            raise InvalidEnvelope("envelope: truncated or trailing bytes")
         if lamport > LAMPORT_MAX:
             raise InvalidEnvelope(f"envelope: lamport {lamport} exceeds {LAMPORT_MAX}")
         return cls(kind, lamport, payload)
 
 
-_KINDS = {bytes((int(k),)): k for k in Kind}
+_KINDS = {int(k): k for k in Kind}
+_KIND_BYTES = {k: bytes((int(k),)) for k in Kind}
 
 # A hand-written codec for this one fixed shape: pyrlp's generic decoder costs tens of
 # microseconds per message, which would dominate the per-frame cost. tests/p2p compare it
@@ -108,52 +165,6 @@ _KINDS = {bytes((int(k),)): k for k in Kind}
 
 def _uint_bytes(n: int) -> bytes:
     return n.to_bytes((n.bit_length() + 7) // 8, "big")
-
-
-def _rlp_string(b: bytes) -> bytes:
-    n = len(b)
-    if n == 1 and b[0] < 0x80:
-        return b
-    if n <= 55:
-        return bytes((0x80 + n,)) + b
-    nb = _uint_bytes(n)
-    return bytes((0xB7 + len(nb),)) + nb + b
-
-
-def _rlp_list(payload: bytes) -> bytes:
-    n = len(payload)
-    if n <= 55:
-        return bytes((0xC0 + n,)) + payload
-    nb = _uint_bytes(n)
-    return bytes((0xF7 + len(nb),)) + nb + payload
-
-
-def _item(data: bytes, pos: int, *, want_list: bool) -> tuple[int, int]:
-    """Return (start, end) of the payload of the item at ``pos``, refusing every
-    non-canonical header (RLP's rules: a byte below 0x80 stands for itself, short forms up
-    to 55 bytes, long forms only above 55 with no leading zero in the length)."""
-    b = data[pos]
-    is_list = b >= 0xC0
-    if is_list != want_list:
-        raise InvalidEnvelope("envelope: " + ("expected a list" if want_list else "unexpected list"))
-    if b < 0x80:
-        return pos, pos + 1
-    short_base, long_base = (0xC0, 0xF7) if is_list else (0x80, 0xB7)
-    if b <= long_base:
-        start, n = pos + 1, b - short_base
-        if n == 1 and not is_list and data[start] < 0x80:
-            raise InvalidEnvelope("envelope: non-canonical single byte")
-    else:
-        ll = b - long_base
-        if pos + 1 + ll > len(data) or data[pos + 1] == 0:
-            raise InvalidEnvelope("envelope: truncated or non-canonical length")
-        start, n = pos + 1 + ll, int.from_bytes(data[pos + 1 : pos + 1 + ll], "big")
-        if n <= 55:
-            raise InvalidEnvelope("envelope: non-canonical long form")
-    end = start + n
-    if end > len(data):
-        raise InvalidEnvelope("envelope: truncated item")
-    return start, end
 
 
 class Inbound(NamedTuple):
