@@ -35,7 +35,7 @@ from testnet.sim.network import Network
 from testnet.sim.trace import Trace
 from testnet.sim.world import CrashInfo, Endpoint, World, derive_rng
 
-__all__ = ["EXIT_CODES", "SimConfig", "SimResult", "run"]
+__all__ = ["EXIT_CODES", "SimConfig", "SimResult", "run", "summarize", "valid_value"]
 
 EXIT_CODES = {"pass": 0, "crash": 1, "liveness": 2, "safety": 3}
 VALUE_BYTES_MAX = 1024
