@@ -591,7 +591,9 @@ class PbftReplica(ViewChangeMixin, CheckpointMixin):
         self._delivery_base = h
         vote_views = [v.view for v in own_votes]
         self.view = max([0, *vote_views, *([my_vc.new_view] if my_vc else []), *([my_nv.view] if my_nv else [])])
-        in_view_votes = any(v == self.view for v in vote_views)
+        in_view_votes = any(v == self.view for v in vote_views) or (
+            my_nv is not None and my_nv.view == self.view
+        )
         if my_vc is not None and my_vc.new_view == self.view and not in_view_votes:
             self.phase = Phase.VIEW_CHANGE
             self._view_changes[self.view] = {self.node_id: my_vc}

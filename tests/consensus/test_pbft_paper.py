@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from consensus.contract import Applied, Receive, Tick
+from consensus.contract import Applied, Propose, Receive, Tick
 from consensus.pbft import (
     NULL_DIGEST,
     Checkpoint,
@@ -413,3 +413,17 @@ def test_unprepared_pre_prepare_of_an_old_view_does_not_keep_the_timer_running()
     c.tick(n=100, deliver=True)
     assert all(c.replica(i).view == 1 for i in (1, 2, 3)), "spurious view changes"
     assert all(c.replica(i).statistics().timer_deadline is None for i in (1, 2, 3))
+
+
+def test_restarted_new_primary_stays_in_the_view_it_started() -> None:
+    replica, keys = lone_replica(node=1)  # the primary of view 1
+    records = []
+    for sender in (2, 3):
+        records += feed(replica, keys.view_change(1, sender=sender)).persist
+    assert any(isinstance(r, NewView) and not r.pre_prepares for r in records)  # an empty O
+    restarted, _ = lone_replica(node=1)
+    restarted.restore(records)
+    stats = restarted.statistics()
+    assert (stats.view, stats.phase) == (1, "normal") and restarted.is_primary
+    out = restarted.step(Propose(b"next"))
+    assert [(pp.view, pp.seq) for pp in sent_of(out, PrePrepare)] == [(1, 1)]
