@@ -30,6 +30,7 @@ class SweepOutcome:
     text: str          # violation, crash or liveness description ("" when passing)
     replay: str
     faults: tuple[str, ...]
+    counts: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(slots=True)
@@ -44,9 +45,21 @@ class SweepReport:
         wanted = statuses or ("crash", "liveness", "safety")
         return [o for o in self.outcomes if o.status in wanted]
 
+    def total(self, counter: str) -> int:
+        """Sum of one of the runs' counters (``sent``, ``cut_losses``, ``wants_served``...)."""
+        return sum(dict(o.counts).get(counter, 0) for o in self.outcomes)
+
+    def faulted(self, *kinds: str) -> int:
+        """Runs whose fault plan had a fault of one of ``kinds`` (crash, partition, oneway)."""
+        return sum(1 for o in self.outcomes if any(f.startswith(kinds) for f in o.faults))
+
     def line(self) -> str:
         return (f"sweep {self.name}: {len(self.outcomes)} seeds, {self.count('safety')} safety, "
-                f"{self.count('liveness')} liveness, {self.count('crash')} crash")
+                f"{self.count('liveness')} liveness, {self.count('crash')} crash "
+                f"(runs with crashes {self.faulted('crash')}, partitions "
+                f"{self.faulted('partition', 'oneway')}; messages "
+                f"{self.total('sent')}, dropped {self.total('dropped')}, undecodable "
+                f"{self.total('decode_errors')}, state installs {self.total('wants_served')})")
 
     def explain(self, limit: int = 5) -> str:
         parts = []
@@ -65,7 +78,7 @@ def outcome(result: SimResult) -> SweepOutcome:
     else:
         text = result.liveness_detail
     return SweepOutcome(result.config.seed, result.status, result.digest, text, result.replay,
-                        tuple(result.faults))
+                        tuple(result.faults), tuple(sorted(result.counts.items())))
 
 
 def _run_one(cfg: SimConfig) -> SweepOutcome:
