@@ -11,12 +11,19 @@ from hypothesis import strategies as st
 
 from chain._ledger_records import decode_receipts, encode_receipts
 from chain.block import Block, make_certificate
-from chain.db import KeyValueDB, LevelDB, MemoryDB
+from chain.db import KeyValueDB, LevelDB, MemoryDB, schema
 from chain.encoding import CountableList, decode, encode
 from chain.errors import DecodeError
 from chain.genesis import make_dev_genesis
 from chain.keys import PrivateKey
-from chain.ledger import GenesisMismatch, InvalidBlock, Ledger, LedgerError, NotFound
+from chain.ledger import (
+    GenesisMismatch,
+    InvalidBlock,
+    Ledger,
+    LedgerCorrupt,
+    LedgerError,
+    NotFound,
+)
 from chain.receipt import REASON_BYTES_MAX, Log, Receipt
 from chain.state import full_state_root
 from tests.chain.chaingen import BALANCE, CHAIN_ID, ChainGen
@@ -259,3 +266,25 @@ def test_checkpoint_interval_override() -> None:
     assert ledger.latest_checkpoint.height == 3
     with pytest.raises(LedgerError, match="must be >= 1"):
         gen.open(MemoryDB(), checkpoint_interval=0)
+
+
+def test_damaged_records_are_reported_not_guessed(db: KeyValueDB) -> None:
+    gen = ChainGen()
+    ledger = gen.open(db)
+    gen.commit_next(ledger, 2)
+    db.put(schema.make_block_key(1), b"\xc3\x01\x02\x03")
+    with pytest.raises(LedgerCorrupt, match="stored block 1"):
+        ledger.block(1)
+    db.delete(schema.make_receipts_key(2))
+    with pytest.raises(LedgerCorrupt, match="missing below the head"):
+        ledger.receipts(2)
+    db.put(schema.HEAD_KEY, b"short")
+    with pytest.raises(LedgerCorrupt, match="head record"):
+        gen.open(db)
+
+
+def test_a_database_with_foreign_data_is_not_taken_for_a_ledger(db: KeyValueDB) -> None:
+    db.put(b"something", b"else")
+    with pytest.raises(LedgerCorrupt, match="no ledger"):
+        ChainGen().open(db)
+    assert list(db.iterate()) == [(b"something", b"else")]
