@@ -148,6 +148,9 @@ class CommitCertificate(rlp.Serializable):  # type: ignore[misc]
     Attributes:
         height: the block's height.
         view: the consensus view the commit happened in.
+        seq: the consensus sequence number the block was ordered at (the signed votes
+            cover it, so a certificate can only be re-verified knowing it; 0 for chains
+            committed without consensus, such as ``phalanx demo``).
         block_hash: the committed block's hash.
         votes: signatures sorted by strictly increasing validator index.
 
@@ -158,12 +161,14 @@ class CommitCertificate(rlp.Serializable):  # type: ignore[misc]
     fields = (
         ("height", uint64),
         ("view", uint64),
+        ("seq", uint64),
         ("block_hash", hash32),
         ("votes", CountableList(Vote, max_length=MAX_CERTIFICATE_VOTES)),
     )
 
     height: int
     view: int
+    seq: int
     block_hash: bytes
     votes: tuple[Vote, ...]
 
@@ -230,15 +235,24 @@ class CommitCertificate(rlp.Serializable):  # type: ignore[misc]
 
 
 def make_certificate(
-    *, height: int, view: int, block_hash: bytes, votes: Iterable[tuple[int, bytes]]
+    *,
+    height: int,
+    view: int,
+    block_hash: bytes,
+    votes: Iterable[tuple[int, bytes]],
+    seq: int = 0,
 ) -> CommitCertificate:
     """Build a certificate from ``(validator_index, signature)`` pairs in any order.
+
+    ``seq`` is the consensus sequence number (0 for chains committed without consensus).
 
     Raises:
         ChainError: two votes from one validator, or a field out of range.
     """
     ordered = sorted(votes, key=lambda v: v[0])
-    cert = CommitCertificate(height, view, block_hash, tuple(Vote(i, s) for i, s in ordered))
+    cert = CommitCertificate(
+        height, view, seq, block_hash, tuple(Vote(i, s) for i, s in ordered)
+    )
     try:
         encode(cert)
     except rlp.SerializationError as e:
@@ -247,7 +261,7 @@ def make_certificate(
 
 
 #: The certificate carried by blocks 0 and 1.
-EMPTY_CERTIFICATE = CommitCertificate(0, 0, ZERO_HASH, ())
+EMPTY_CERTIFICATE = CommitCertificate(0, 0, 0, ZERO_HASH, ())
 
 
 class Block(rlp.Serializable):  # type: ignore[misc]

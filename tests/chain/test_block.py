@@ -116,8 +116,8 @@ def test_decode_block_caches_and_verifies_transactions() -> None:
 )
 def test_certificate_rejects_unsorted_or_duplicate_votes(votes: list[tuple[int, bytes]]) -> None:
     with pytest.raises(ChainError, match="sorted"):
-        CommitCertificate(1, 0, b"\x00" * 32, tuple(Vote(i, s) for i, s in votes))
-    raw = rlp.encode([1, 0, b"\x00" * 32, [[i, s] for i, s in votes]])
+        CommitCertificate(1, 0, 0, b"\x00" * 32, tuple(Vote(i, s) for i, s in votes))
+    raw = rlp.encode([1, 0, 0, b"\x00" * 32, [[i, s] for i, s in votes]])
     with pytest.raises(DecodeError, match="sorted"):
         decode_certificate(raw)
 

@@ -117,11 +117,11 @@ HEADER_BYTES = (
     + b"\x88" * 32
 )
 
-CERT = CommitCertificate(5, 1, b"\x99" * 32, (Vote(0, b"\xaa" * 64), Vote(3, b"\xbb" * 64)))
+CERT = CommitCertificate(5, 1, 7, b"\x99" * 32, (Vote(0, b"\xaa" * 64), Vote(3, b"\xbb" * 64)))
 VOTE0 = H("f843") + H("80") + H("b840") + b"\xaa" * 64
 VOTE3 = H("f843") + H("03") + H("b840") + b"\xbb" * 64
-CERT_BYTES = H("f8af") + H("05") + H("01") + H("a0") + b"\x99" * 32 + H("f88a") + VOTE0 + VOTE3
-EMPTY_CERT_BYTES = H("e4") + H("80") + H("80") + H("a0") + b"\x00" * 32 + H("c0")
+CERT_BYTES = H("f8b0") + H("05") + H("01") + H("07") + H("a0") + b"\x99" * 32 + H("f88a") + VOTE0 + VOTE3
+EMPTY_CERT_BYTES = H("e5") + H("80") + H("80") + H("80") + H("a0") + b"\x00" * 32 + H("c0")
 
 OBJECT_TABLE: list[tuple[str, Any, bytes, Callable[[bytes], Any]]] = [
     ("transaction", TX, TX_BYTES, decode_transaction),
@@ -177,7 +177,7 @@ HEADER_ITEMS = [
     H("a0") + b"\x77" * 32,
     H("a0") + b"\x88" * 32,
 ]
-CERT_HEAD = [H("05"), H("01"), H("a0") + b"\x99" * 32]
+CERT_HEAD = [H("05"), H("01"), H("07"), H("a0") + b"\x99" * 32]
 
 
 def _replace_tx_field(index: int, item_bytes: bytes) -> bytes:
