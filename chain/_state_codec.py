@@ -11,12 +11,15 @@ Called by :mod:`chain.state` only.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 __all__ = [
     "decode_account_fields",
     "encode_account_fields",
     "encode_bytes",
     "encode_list_payload",
     "encode_pair",
+    "encode_pairs",
 ]
 
 _UINT64_MAX = (1 << 64) - 1
@@ -46,6 +49,27 @@ def encode_list_payload(payload: bytes) -> bytes:
 def encode_pair(key: bytes, value: bytes) -> bytes:
     """RLP of the two-item list ``[key, value]``."""
     return encode_list_payload(encode_bytes(key) + encode_bytes(value))
+
+
+_STRING_HEADERS = [bytes((0x80 + n,)) for n in range(56)]
+#: List headers for payloads of 0..113 bytes (two short strings).
+_LIST_HEADERS = [bytes((0xC0 + n,)) if n <= 55 else bytes((0xF8, n)) for n in range(114)]
+
+
+def encode_pairs(items: Iterable[tuple[bytes, bytes]]) -> list[bytes]:
+    """``[encode_pair(k, v) for k, v in items]``, faster for short keys and values."""
+    sh = _STRING_HEADERS
+    lh = _LIST_HEADERS
+    out: list[bytes] = []
+    append = out.append
+    for key, value in items:
+        lk = len(key)
+        lv = len(value)
+        if 1 < lk < 56 and 1 < lv < 56:
+            append(lh[lk + lv + 2] + sh[lk] + key + sh[lv] + value)
+        else:
+            append(encode_pair(key, value))
+    return out
 
 
 def _encode_uint(value: int) -> bytes:

@@ -50,6 +50,7 @@ from chain._state_codec import (
     encode_account_fields,
     encode_list_payload,
     encode_pair,
+    encode_pairs,
 )
 from chain.db.base import KeyValueDB
 from chain.db.schema import (
@@ -474,5 +475,5 @@ def full_state_root(db: KeyValueDB) -> bytes:
 
     leaves: list[bytes] = []
     for prefix in sorted((ACCOUNT_PREFIX, CODE_PREFIX, STORAGE_PREFIX)):
-        leaves.extend(encode_pair(key, value) for key, value in db.iterate(prefix))
+        leaves.extend(encode_pairs(db.iterate(prefix)))
     return merkle_root(leaves)

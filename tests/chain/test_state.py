@@ -9,7 +9,7 @@ import rlp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chain._state_codec import decode_account_fields, encode_account_fields
+from chain._state_codec import decode_account_fields, encode_account_fields, encode_pairs
 from chain.db.memory import MemoryDB
 from chain.db.schema import make_account_key, make_code_key, make_storage_key
 from chain.encoding import encode
@@ -260,6 +260,22 @@ def test_fast_account_codec_matches_rlp(nonce: int, balance: int, code_hash: byt
     assert encode_account_fields(nonce, balance, code_hash) == encoded
     assert decode_account_fields(encoded) == (nonce, balance, code_hash)
     assert decode_account(encoded) == account
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(st.binary(max_size=60), st.binary(min_size=54, max_size=57)),
+            st.one_of(
+                st.binary(max_size=2), st.binary(max_size=120), st.binary(min_size=55, max_size=57)
+            ),
+        ),
+        max_size=8,
+    )
+)
+def test_fast_pair_leaves_match_rlp(items: list[tuple[bytes, bytes]]) -> None:
+    assert encode_pairs(items) == [rlp.encode([k, v]) for k, v in items]
 
 
 @pytest.mark.parametrize(
