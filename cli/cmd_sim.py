@@ -45,6 +45,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--f", type=int, default=None, dest="f",
                    help="force the tolerated faults (negative control: n = 3f)")
     p.add_argument("--keys", default="hash", help="hash (fast) | ed25519")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="worker processes for a --seeds sweep (text output; default 1)")
     p.add_argument("--trace", action="store_true", help="print the event trace of the run")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=_run)
@@ -65,6 +67,8 @@ def _run(args: argparse.Namespace) -> int:
     seeds = args.seeds if args.seeds is not None else range(args.seed, args.seed + 1)
     if len(seeds) == 0:
         raise ValueError("empty seed range")
+    if len(seeds) > 1 and args.jobs > 1 and not (args.json or args.trace):
+        return _parallel_sweep(args, seeds)
     worst = 0
     tally: dict[str, int] = {}
     summaries = []
@@ -89,6 +93,25 @@ def _run(args: argparse.Namespace) -> int:
         print(f"sweep {seeds.start}..{seeds.stop - 1}: {len(seeds)} seeds, "
               + ", ".join(f"{k} {v}" for k, v in sorted(tally.items())))
     return worst
+
+
+def _parallel_sweep(args: argparse.Namespace, seeds: range) -> int:
+    from testnet.sim.runner import EXIT_CODES
+    from testnet.sim.sweep import sweep
+
+    report = sweep(f"{seeds.start}..{seeds.stop - 1}", _config(args, seeds.start), seeds,
+                   jobs=args.jobs)
+    for o in report.outcomes:
+        print(f"seed {o.seed}: {o.status} digest {o.digest[:16]}")
+        if o.status != "pass":
+            print(f"  FAILED ({o.status}) seed {o.seed}: {o.text}\n"
+                  f"  faults: {'; '.join(o.faults) or 'none'}\n  replay: {o.replay}")
+    tally: dict[str, int] = {}
+    for o in report.outcomes:
+        tally[o.status] = tally.get(o.status, 0) + 1
+    print(f"sweep {seeds.start}..{seeds.stop - 1}: {len(seeds)} seeds, "
+          + ", ".join(f"{k} {v}" for k, v in sorted(tally.items())))
+    return max(EXIT_CODES[o.status] for o in report.outcomes)
 
 
 def _text(result: Any) -> str:

@@ -57,6 +57,19 @@ def test_sweep_reports_each_seed_and_the_tally(capsys: pytest.CaptureFixture[str
     assert "sweep 1..4: 4 seeds, pass 4" in out
 
 
+def test_parallel_sweep_prints_the_same_as_a_sequential_one(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["sim", "--engine", "toy", "--byzantine", "silent", "--seeds", "0..5", "--ticks",
+            "30", "--liveness-ticks", "60"]
+    code = main(args)
+    sequential = capsys.readouterr().out
+    assert main([*args, "--jobs", "2"]) == code
+    parallel = capsys.readouterr().out
+    lines = [ln for ln in sequential.splitlines() if ln.startswith(("seed ", "sweep "))]
+    assert lines == [ln for ln in parallel.splitlines() if ln.startswith(("seed ", "sweep "))]
+    assert "replay: phalanx sim" in parallel or code == 0
+
+
 def test_trace_flag_prints_events(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sim", "--engine", "toy", "--seed", "1", "--ticks", "10", "--trace",
                  "--liveness-ticks", "20"]) == 0
