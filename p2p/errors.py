@@ -14,6 +14,7 @@ __all__ = [
     "FrameTooLarge",
     "HandshakeFailed",
     "HandshakeTimeout",
+    "InvalidBatch",
     "InvalidEnvelope",
     "MessageTooLarge",
     "P2PError",
@@ -66,6 +67,10 @@ class SessionError(P2PError):
 
 class InvalidEnvelope(P2PError):
     """Raised when decrypted bytes are not the canonical RLP of a valid message envelope."""
+
+
+class InvalidBatch(P2PError):
+    """Raised when a transaction gossip batch is malformed, non-canonical or over its bounds."""
 
 
 class MessageTooLarge(P2PError):

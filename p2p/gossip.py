@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 import rlp
 from rlp.sedes import CountableList, binary
 
+from p2p.errors import InvalidBatch, MessageTooLarge
 from p2p.messages import PeerId
 
 __all__ = ["GossipConfig", "GossipOutput", "GossipStatistics", "TxGossip", "decode_batch",
@@ -111,19 +112,19 @@ def decode_batch(payload: bytes, count_max: int, tx_bytes_max: int) -> list[byte
     """Decode a gossip batch strictly.
 
     Raises:
-        ValueError: malformed, non-canonical, too many or too large transactions.
+        InvalidBatch: malformed, non-canonical, too many or too large transactions.
     """
     try:
         items = rlp.decode(payload, sedes=_BATCH_SEDES, strict=True)
     except (rlp.DecodingError, rlp.DeserializationError, TypeError, RecursionError) as e:
-        raise ValueError(f"malformed batch: {e}") from e
+        raise InvalidBatch(f"malformed batch: {e}") from e
     txs = [bytes(t) for t in items]
     if len(txs) > count_max:
-        raise ValueError(f"batch of {len(txs)} transactions exceeds {count_max}")
+        raise InvalidBatch(f"batch of {len(txs)} transactions exceeds {count_max}")
     if any(len(t) > tx_bytes_max for t in txs):
-        raise ValueError(f"transaction larger than {tx_bytes_max} bytes")
+        raise InvalidBatch(f"transaction larger than {tx_bytes_max} bytes")
     if encode_batch(txs) != payload:
-        raise ValueError("non-canonical batch encoding")
+        raise InvalidBatch("non-canonical batch encoding")
     return txs
 
 
@@ -158,9 +159,14 @@ class TxGossip:
             now: current tick.
             peers: connected peers (flush targets).
             origin: the peer it came from, which is not sent it back.
+
+        Raises:
+            MessageTooLarge: ``tx`` is longer than ``tx_bytes_max``.
         """
         if len(tx) > self.config.tx_bytes_max:
-            raise ValueError(f"transaction of {len(tx)} bytes exceeds {self.config.tx_bytes_max}")
+            raise MessageTooLarge(
+                f"transaction of {len(tx)} bytes exceeds {self.config.tx_bytes_max}"
+            )
         h = self._hash(tx)
         if self._seen.get(h):
             self._duplicates += 1
@@ -176,7 +182,7 @@ class TxGossip:
         cfg = self.config
         try:
             txs = decode_batch(payload, cfg.batch_count_max, cfg.tx_bytes_max)
-        except ValueError as e:
+        except InvalidBatch as e:
             self._dropped_malformed += 1
             return GossipOutput(offenders=((peer, str(e)),))
         allowed = self._take_tokens(peer, len(txs), now)

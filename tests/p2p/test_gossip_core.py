@@ -6,6 +6,7 @@ import hashlib
 
 import pytest
 
+from p2p.errors import MessageTooLarge
 from p2p.gossip import GossipConfig, TxGossip, decode_batch, encode_batch
 from p2p.messages import PeerId
 
@@ -143,3 +144,9 @@ def test_with_no_peer_connected_the_newest_batch_waits_for_the_first_peer() -> N
     [(peer, batch)] = g.tick(6, [P1]).send
     assert peer == P1 and decode_batch(batch, 3, 1 << 16) == [b"t2", b"t3", b"t4"]
     assert g.statistics().dropped_no_peers == 2
+
+
+def test_local_transaction_over_the_size_bound_is_refused_to_the_caller() -> None:
+    g = core(tx_bytes_max=10, batch_bytes_max=100)
+    with pytest.raises(MessageTooLarge):
+        g.submit(b"x" * 11, now=0, peers=[P1])
