@@ -41,6 +41,7 @@ the chain benchmark.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
@@ -57,7 +58,7 @@ from chain.receipt import (
     truncate_reason,
 )
 from chain.runtime import CallResult, ContractRuntime, ExecutionContext
-from chain.state import InsufficientBalance, StateDB, StateError
+from chain.state import BalanceOverflow, InsufficientBalance, StateDB, StateError
 from chain.tx import Transaction
 
 __all__ = [
@@ -187,29 +188,60 @@ class Executor:
             The receipt; never raises for anything in ``tx``.
         """
         del index  # position does not change the outcome
+        chain_id, nonce, _, to, amount, fee, gas_limit, data = tx[:8]
         # ---- pre-checks: on failure, nothing changes
-        if tx.chain_id != self.chain_id:
-            return _rejected(tx, f"wrong chain id {tx.chain_id}, this chain is {self.chain_id}")
+        if chain_id != self.chain_id:
+            return _rejected(tx, f"wrong chain id {chain_id}, this chain is {self.chain_id}")
         if not verified and not tx.verify_signature():
             return _rejected(tx, "bad signature")
         sender = tx.sender_address
         expected = state.nonce(sender)
-        if tx.nonce != expected:
-            return _rejected(tx, f"nonce {tx.nonce} is not the account's next nonce {expected}")
+        if nonce != expected:
+            return _rejected(tx, f"nonce {nonce} is not the account's next nonce {expected}")
         if expected == _UINT64_MAX:
             return _rejected(tx, "the account's nonces are exhausted")
-        creation = tx.to == b""
-        intrinsic = intrinsic_gas(len(tx.data), is_creation=creation)
-        if tx.gas_limit < intrinsic:
-            return _rejected(tx, f"gas limit {tx.gas_limit} is below the intrinsic gas {intrinsic}")
+        creation = not to
+        intrinsic = intrinsic_gas(len(data), is_creation=creation)
+        if gas_limit < intrinsic:
+            return _rejected(tx, f"gas limit {gas_limit} is below the intrinsic gas {intrinsic}")
         balance = state.balance(sender)
-        max_cost = tx.amount + tx.fee * tx.gas_limit
+        max_cost = amount + fee * gas_limit
         if balance < max_cost:
             return _rejected(
                 tx, f"balance {balance} cannot cover amount + fee * gas_limit = {max_cost}"
             )
+        if creation or state.has_code(to):
+            return self._apply_contract(state, ctx, tx, sender, intrinsic)
 
-        # ---- execution: nonce and fee stay, the rest reverts on failure
+        # ---- plain transfer: one write for the sender (nonce, amount and fee)
+        fee_paid = intrinsic * fee
+        if amount and to != sender and state.balance(to) + amount > _UINT256_MAX:
+            state.increment_nonce_and_debit(sender, fee_paid)
+            self._pay_proposer(state, ctx.proposer, fee_paid)
+            reason = truncate_reason("recipient balance would overflow")
+            return Receipt(tx.hash, _FAILURE, intrinsic, fee_paid, reason, (), b"", b"")
+        state.increment_nonce_and_debit(sender, amount + fee_paid)
+        if amount:
+            state.add_balance(to, amount)
+        self._pay_proposer(state, ctx.proposer, fee_paid)
+        return Receipt(tx.hash, _SUCCESS, intrinsic, fee_paid, b"", (), b"", b"")
+
+    @staticmethod
+    def _pay_proposer(state: StateDB, proposer: bytes, fee_paid: int) -> None:
+        # A proposer balance that would pass uint256 leaves the fee burned.
+        if fee_paid:
+            with contextlib.suppress(BalanceOverflow):
+                state.add_balance(proposer, fee_paid)
+
+    def _apply_contract(
+        self,
+        state: StateDB,
+        ctx: ExecutionContext,
+        tx: Transaction,
+        sender: bytes,
+        intrinsic: int,
+    ) -> Receipt:
+        """Contract creation or call (pre-checks passed): nonce and fee stay on failure."""
         state.increment_nonce(sender)
         mark = state.snapshot()
         gas_used = intrinsic
@@ -217,34 +249,25 @@ class Executor:
         return_data = b""
         logs: tuple[Log, ...] = ()
         contract_address = b""
-        if creation or state.has_code(tx.to):
-            if self.runtime is None:
-                reason = CONTRACTS_DISABLED
-            else:
-                gas = tx.gas_limit - intrinsic
-                run = self.runtime.create if creation else self.runtime.call
-                try:
-                    result = run(state, ctx, tx, gas)
-                except StateError as e:
-                    result = CallResult(False, gas, reason=str(e))
-                assert 0 <= result.gas_used <= gas, f"runtime used {result.gas_used} of {gas} gas"
-                gas_used += result.gas_used
-                return_data = result.return_data[:RETURN_DATA_BYTES_MAX]
-                if not result.success:
-                    reason = result.reason or "execution failed"
-                else:
-                    reason = _receipt_problem(result)
-                    if not reason:
-                        logs = tuple(result.logs)
-                        contract_address = result.contract_address
+        if self.runtime is None:
+            reason = CONTRACTS_DISABLED
         else:
-            amount = tx.amount
-            if amount:
-                if state.balance(tx.to) + amount > _UINT256_MAX:
-                    reason = "recipient balance would overflow"
-                else:
-                    state.sub_balance(sender, amount)
-                    state.add_balance(tx.to, amount)
+            gas = tx.gas_limit - intrinsic
+            run = self.runtime.create if not tx.to else self.runtime.call
+            try:
+                result = run(state, ctx, tx, gas)
+            except StateError as e:
+                result = CallResult(False, gas, reason=str(e))
+            assert 0 <= result.gas_used <= gas, f"runtime used {result.gas_used} of {gas} gas"
+            gas_used += result.gas_used
+            return_data = result.return_data[:RETURN_DATA_BYTES_MAX]
+            if not result.success:
+                reason = result.reason or "execution failed"
+            else:
+                reason = _receipt_problem(result)
+                if not reason:
+                    logs = tuple(result.logs)
+                    contract_address = result.contract_address
         if reason:
             state.revert(mark)
             logs = ()
@@ -255,12 +278,10 @@ class Executor:
             state.sub_balance(sender, fee_paid)
         except InsufficientBalance as e:  # pragma: no cover - guarded by the balance pre-check
             raise AssertionError(f"sender cannot pay a fee the pre-checks covered: {e}") from e
-        if fee_paid and state.balance(ctx.proposer) + fee_paid <= _UINT256_MAX:
-            state.add_balance(ctx.proposer, fee_paid)
-        status = _FAILURE if reason else _SUCCESS
+        self._pay_proposer(state, ctx.proposer, fee_paid)
         return Receipt(
             tx.hash,
-            status,
+            _FAILURE if reason else _SUCCESS,
             gas_used,
             fee_paid,
             truncate_reason(reason),

@@ -354,6 +354,23 @@ class StateDB:
         self._put_account(address, (nonce + 1, balance, code_hash))
         return nonce + 1
 
+    def increment_nonce_and_debit(self, address: bytes, amount: int) -> None:
+        """Add one to the nonce of ``address`` and debit ``amount``, as one write.
+
+        The executor's plain-transfer path: the sender's nonce, amount and fee in one step.
+
+        Raises:
+            NonceOverflow: the nonce is already the largest uint64 (state unchanged).
+            InsufficientBalance: the account holds less than ``amount`` (state unchanged).
+        """
+        assert amount >= 0, "debit a non-negative amount"
+        nonce, balance, code_hash = self._account(address)
+        if nonce >= _UINT64_MAX:
+            raise NonceOverflow(f"nonce of 0x{address.hex()} is exhausted")
+        if balance < amount:
+            raise InsufficientBalance(f"0x{address.hex()} holds {balance}, cannot pay {amount}")
+        self._put_account(address, (nonce + 1, balance - amount, code_hash))
+
     def set_code(self, address: bytes, code: bytes) -> None:
         """Install ``code`` at ``address`` (``b""`` removes it); code is stored by its hash."""
         code = bytes(code)

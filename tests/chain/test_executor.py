@@ -95,6 +95,21 @@ def test_transfer_moves_amount_bumps_nonce_and_pays_proposer() -> None:
     assert state.nonce(BOB.address) == 0
 
 
+def test_self_transfer_only_pays_the_fee() -> None:
+    _, state = genesis()
+    receipt = Executor(CHAIN).apply_transaction(state, CTX, tx(to=ALICE.address, amount=START // 2))
+    assert receipt.succeeded
+    assert state.balance(ALICE.address) == START - TX_BASE_GAS * FEE
+    assert state.nonce(ALICE.address) == 1
+
+
+def test_proposer_sending_to_itself_gets_its_fee_back() -> None:
+    _, state = genesis()
+    ctx = ExecutionContext(CHAIN, 1, 0, ALICE.address)
+    assert Executor(CHAIN).apply_transaction(state, ctx, tx(amount=5)).succeeded
+    assert state.balance(ALICE.address) == START - 5
+
+
 def test_data_bytes_cost_intrinsic_gas() -> None:
     _, state = genesis()
     receipt = Executor(CHAIN).apply_transaction(state, CTX, tx(data=b"hello"))

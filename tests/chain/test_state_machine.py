@@ -113,6 +113,20 @@ class StateMachine(RuleBasedStateMachine):
             assert new == old + 1
             self.model.nonces[addr] = new
 
+    @rule(addr=addresses, amount=amounts)
+    def increment_nonce_and_debit(self, addr: bytes, amount: int) -> None:
+        nonce, balance = self.model.nonces.get(addr, 0), self.model.balances.get(addr, 0)
+        try:
+            self.state.increment_nonce_and_debit(addr, amount)
+        except NonceOverflow:
+            assert nonce == U64
+        except InsufficientBalance:
+            assert nonce < U64 and balance < amount
+        else:
+            assert nonce < U64 and balance >= amount
+            self.model.nonces[addr] = nonce + 1
+            self.model.balances[addr] = balance - amount
+
     @rule(addr=addresses, nonce=st.sampled_from([0, 1, U64 - 1, U64]))
     def set_nonce(self, addr: bytes, nonce: int) -> None:
         self.state.set_nonce(addr, nonce)
