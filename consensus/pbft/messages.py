@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 import rlp
@@ -158,6 +158,7 @@ class SignedMessage:
     KIND: ClassVar[int]
     sender: NodeId
     signature: bytes
+    _signed_cache: tuple[bytes, bytes] | None
 
     def _body(self) -> list[Any]:
         raise NotImplementedError
@@ -175,8 +176,13 @@ class SignedMessage:
         return _rlp([instance_tag, _u(self.KIND), self._body(), _u(self.sender)])
 
     def signed_bytes(self, instance_tag: bytes = DEFAULT_INSTANCE_TAG) -> bytes:
-        """The exact bytes the sender signs."""
-        return DOMAIN_TAG + self.signing_bytes(instance_tag)
+        """The exact bytes the sender signs (memoised per message: every receiver verifies)."""
+        cached = self._signed_cache
+        if cached is not None and cached[0] == instance_tag:
+            return cached[1]
+        data = DOMAIN_TAG + self.signing_bytes(instance_tag)
+        object.__setattr__(self, "_signed_cache", (instance_tag, data))
+        return data
 
     def with_signature(self: _M, signature: bytes) -> _M:
         """A copy carrying ``signature``."""
@@ -204,6 +210,7 @@ class PrePrepare(SignedMessage):
     value: bytes
     sender: NodeId
     signature: bytes = b""
+    _signed_cache: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_uint(self.view, "view")
@@ -239,6 +246,7 @@ class Prepare(SignedMessage):
     digest: bytes
     sender: NodeId
     signature: bytes = b""
+    _signed_cache: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_uint(self.view, "view")
@@ -271,6 +279,7 @@ class Commit(SignedMessage):
     digest: bytes
     sender: NodeId
     signature: bytes = b""
+    _signed_cache: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_uint(self.view, "view")
@@ -302,6 +311,7 @@ class Checkpoint(SignedMessage):
     state_root: bytes
     sender: NodeId
     signature: bytes = b""
+    _signed_cache: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_uint(self.seq, "seq")
@@ -390,6 +400,7 @@ class ViewChange(SignedMessage):
     prepared: tuple[PreparedCert, ...]
     sender: NodeId
     signature: bytes = b""
+    _signed_cache: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_uint(self.new_view, "new_view")
@@ -427,6 +438,7 @@ class NewView(SignedMessage):
     pre_prepares: tuple[PrePrepare, ...]
     sender: NodeId
     signature: bytes = b""
+    _signed_cache: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_uint(self.view, "view")
@@ -455,6 +467,7 @@ class Request(SignedMessage):
     value: bytes
     sender: NodeId
     signature: bytes = b""
+    _signed_cache: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.value, bytes):
@@ -480,6 +493,7 @@ class Status(SignedMessage):
     stable_seq: int
     sender: NodeId
     signature: bytes = b""
+    _signed_cache: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_uint(self.view, "view")
@@ -508,6 +522,7 @@ class CommittedProof(SignedMessage):
     commits: tuple[Commit, ...]
     sender: NodeId
     signature: bytes = b""
+    _signed_cache: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_uint(self.seq, "seq")

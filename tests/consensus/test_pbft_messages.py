@@ -165,3 +165,13 @@ def test_fast_encoder_matches_the_rlp_library(item: object) -> None:
     from consensus.pbft.messages import _rlp
 
     assert _rlp(item) == rlp.encode(item)
+
+
+def test_memoised_signed_bytes_follow_the_tag_and_never_leak_into_equality() -> None:
+    p = KEYS.prepare(0, 1, b"v", 2)
+    first = p.signed_bytes(b"a")
+    assert p.signed_bytes(b"b") != first and p.signed_bytes(b"a") == first
+    fresh = Prepare(p.view, p.seq, p.digest, p.sender, p.signature)
+    assert fresh == p and hash(fresh) == hash(p)
+    moved = Prepare(p.view, p.seq + 1, p.digest, p.sender, p.signature)
+    assert moved.signed_bytes(b"a") != first
