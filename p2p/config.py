@@ -33,6 +33,9 @@ class P2PConfig:
             back-pressure point); a peer that stops reading costs at most this much memory.
         inbound_queue_max: bound of each inbound channel handed to the node.
         handshake_timeout_seconds: deadline for the whole handshake.
+        idle_timeout_seconds: close a connection that received nothing for this long (None:
+            never). Set it a few heartbeat intervals long when heartbeats run, so a peer
+            whose host vanished without closing TCP is noticed and re-dialled.
         dial_backoff_seconds_min / dial_backoff_seconds_max: exponential re-dial backoff.
         reverse_dial_grace_seconds: a node waits this long before dialling a peer with a
             lower id (which is expected to dial it), so that normally one connection forms.
@@ -57,6 +60,7 @@ class P2PConfig:
     send_queue_bytes_max: int = 32 * 1024 * 1024
     inbound_queue_max: int = 4096
     handshake_timeout_seconds: float = 5.0
+    idle_timeout_seconds: float | None = None
     dial_backoff_seconds_min: float = 0.05
     dial_backoff_seconds_max: float = 5.0
     reverse_dial_grace_seconds: float = 1.0
@@ -81,6 +85,8 @@ class P2PConfig:
             raise ValueError("queue bounds must be at least 1")
         if not 0 < self.dial_backoff_seconds_min <= self.dial_backoff_seconds_max:
             raise ValueError("need 0 < dial_backoff_seconds_min <= dial_backoff_seconds_max")
+        if self.idle_timeout_seconds is not None and self.idle_timeout_seconds <= 0:
+            raise ValueError("idle_timeout_seconds must be positive or None")
         if self.tick_seconds <= 0:
             raise ValueError("tick_seconds must be positive")
 

@@ -10,6 +10,9 @@ puts its height and view in it; p2p never looks inside). Heartbeats received are
 node falls behind, the newest heartbeats are dropped and counted (the next one will come):
 a slow consumer never stalls the connection readers.
 
+With heartbeats running, set ``P2PConfig.idle_timeout_seconds`` to a few intervals: a peer
+whose host vanished without closing TCP is then dropped and re-dialled by p2p itself.
+
 :class:`HeartbeatTracker` is sans-IO: ``observe(peer, tick)``, ``silent_peers(now,
 timeout_ticks)``. Its size is bounded by the address book (only authenticated peers reach it).
 """

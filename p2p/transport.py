@@ -295,12 +295,20 @@ class Connection:
     async def _reader(self) -> None:
         stream, session, decoder = self.link.stream, self.link.session, self.link.decoder
         counters, chunk = self._counters, self._cfg.recv_chunk_bytes
+        idle = self._cfg.idle_timeout_seconds
         while True:
             while (frame := decoder.next_frame()) is not None:
                 envelope = Envelope.decode(session.open(frame))
                 counters.frames_in += 1
                 await self._on_message(envelope)
-            data = await stream.receive_some(chunk)
+            if idle is None:
+                data = await stream.receive_some(chunk)
+            else:
+                try:
+                    with trio.fail_after(idle):
+                        data = await stream.receive_some(chunk)
+                except trio.TooSlowError:
+                    raise ConnectionClosed(f"nothing received for {idle} s") from None
             if not data:
                 raise ConnectionClosed("peer closed the connection")
             counters.bytes_in += len(data)

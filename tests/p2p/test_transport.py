@@ -265,3 +265,30 @@ async def test_urgent_frames_overtake_bulk_and_bulk_gets_half_the_room(
     with pytest.raises(trio.WouldBlock):
         half.put_nowait(b"y" * 200, bulk=True)  # bulk bytes capped at 500
     half.put_nowait(b"z" * 600)
+
+
+async def test_idle_connection_is_closed_after_the_idle_timeout(autojump_clock: MockClock) -> None:
+    sa, sb = trio.testing.memory_stream_pair()
+    la, lb = _sans_io_links(sa, sb)
+    queue = SendQueue(4, 4096)
+    cfg = P2PConfig(network=b"net", frame_bytes_max=1024, idle_timeout_seconds=10.0)
+
+    async def ignore(env: Envelope) -> None:
+        return None
+
+    conn = Connection(lb, config=cfg, outbound=queue, on_message=ignore,
+                      counters=TrafficCounters())
+    async with trio.open_nursery() as n:
+        result: list[Exception] = []
+
+        async def run() -> None:
+            result.append(await conn.run())
+
+        n.start_soon(run)
+        await trio.sleep(8)
+        await sa.send_all(encode_frame(la.session.seal(Envelope(Kind.HEARTBEAT, 1, b"").encode()),
+                                       1024))  # traffic at t=8 restarts the idle clock
+        await trio.sleep(9)
+        assert not result
+    assert isinstance(result[0], ConnectionClosed) and "nothing received" in str(result[0])
+    assert 18.0 - 1e-6 <= trio.current_time() <= 18.0 + 1e-3
