@@ -12,7 +12,8 @@ still holds any bytes that arrived right behind the handshake.
 
 * the reader pulls chunks, cuts frames, opens each with the session, decodes the envelope
   and awaits the ``on_message`` callback (so a slow consumer slows the reader, and TCP slows
-  the peer: back-pressure end to end);
+  the peer: back-pressure end to end); with ``idle_timeout_seconds`` set it also closes a
+  connection that received nothing for that long;
 * the writer takes plaintext envelopes from a :class:`SendQueue` (the per-peer send queue,
   bounded in frames and bytes, owned by the caller so it outlives one connection), drains whatever else is already
   queued up to ``send_batch_bytes_max``, seals each, and writes them all with one
