@@ -131,7 +131,9 @@ class ChainApp:
         key: this node's validator key (None for a non-validator).
         mempool_config: mempool bounds.
         runtime: the contract runtime (None disables contracts).
-        certificate_ok: checks a stored certificate's votes (engine-specific).
+        certificate_ok: checks a stored certificate's votes (engine-specific); gets the
+            certificate and a function returning the certified block's encoding (only
+            engines that sign the value itself call it).
         now_ms: the local clock in milliseconds (injected; tests pass a fake).
         block_txs_max / block_bytes_max: proposal bounds.
         timestamp_drift_ms_max: allowed distance of a proposal's timestamp from ``now_ms``.
@@ -145,7 +147,7 @@ class ChainApp:
         key: PrivateKey | None,
         mempool_config: MempoolConfig,
         runtime: ContractRuntime | None,
-        certificate_ok: Callable[[CommitCertificate], bool],
+        certificate_ok: Callable[[CommitCertificate, Callable[[], bytes]], bool],
         now_ms: Callable[[], int],
         block_txs_max: int = 2000,
         block_bytes_max: int = 4 * 1024 * 1024,
@@ -166,6 +168,9 @@ class ChainApp:
         self._validator_set = frozenset(self.validator_addresses)
         self._verified: OrderedDict[bytes, None] = OrderedDict()
         self._decoded: OrderedDict[bytes, Block] = OrderedDict()
+        self._head_encoded: tuple[bytes, bytes] | None = None  # (hash, encoding) of the head
+        self.head_seq = 0 if ledger.height == 0 else int(ledger.certificate(ledger.height).seq)
+        self.last_seq = self.head_seq
         self.skipped_deliveries = 0
         self.last_skip_reason = ""
         self.invalid_proposals = 0
@@ -180,6 +185,27 @@ class ChainApp:
     @property
     def state_root(self) -> bytes:
         return self.ledger.head.state_root
+
+    def state_id(self) -> bytes:
+        """What the node reports to consensus as its state after a sequence number.
+
+        ``H(height || block hash || state commitment)``: it names the whole chain state, so
+        two validators with the same id at one checkpoint seq hold the same chain. No-op
+        deliveries leave it unchanged, which every honest node agrees on.
+        """
+        head = self.ledger.head
+        return hashlib.sha256(
+            b"phalanx/state-id" + head.height.to_bytes(8, "big") + head.block_hash
+            + head.state_root
+        ).digest()
+
+    def head_encoded(self) -> bytes:
+        """The encoded head block (cached after our own commits)."""
+        head = self.ledger.head
+        cached = self._head_encoded
+        if cached is not None and cached[0] == head.block_hash:
+            return cached[1]
+        return bytes(self.ledger.block(head.height).encoded)
 
     # ------------------------------------------------------------------ admission
 
@@ -216,6 +242,26 @@ class ChainApp:
             last_commit=last_commit,
         )
         self._cache(block)
+        return bytes(block.encoded)
+
+    def forge_value(self) -> bytes:
+        """A valid-looking conflicting proposal (for Byzantine test behaviours only)."""
+        if self.key is None:
+            return b""
+        head = self.ledger.head
+        last_commit = (
+            EMPTY_CERTIFICATE if head.height == 0 else self.ledger.certificate(head.height)
+        )
+        block = build_block(
+            chain_id=self.chain_id,
+            height=head.height + 1,
+            parent_hash=head.block_hash,
+            timestamp=max(self.now_ms(), head.timestamp + 1) + 1 + self.invalid_proposals % 7,
+            proposer=self.key.address,
+            state_root=head.state_root,
+            transactions=(),
+            last_commit=last_commit,
+        )
         return bytes(block.encoded)
 
     def _cache(self, block: Block) -> None:
@@ -283,6 +329,7 @@ class ChainApp:
 
         Safe to run in a worker thread: touches the ledger and executor, not the mempool.
         """
+        self.last_seq = max(self.last_seq, seq)
         if not value:
             return self._skip(seq, "null request")
         digest = block_digest(value)
@@ -310,12 +357,42 @@ class ChainApp:
             votes=signatures,
         )
         self.ledger.commit_block(block, certificate, result)
+        self._head_encoded = (block.hash, bytes(block.encoded))
+        self.head_seq = seq
         return ApplyOutcome(seq, block, result, "", result.state_root)
+
+    def apply_synced(self, block: Block, certificate: CommitCertificate) -> ApplyOutcome:
+        """Verify and commit a block fetched from a peer (block sync).
+
+        The block must extend the head and ``certificate`` must be a valid quorum
+        certificate for it. Safe to run in a worker thread (no mempool access).
+
+        Raises:
+            ChainError: the block does not extend the head or the certificate is invalid.
+        """
+        head = self.ledger.head
+        header = block.header
+        if header.height != head.height + 1 or header.parent_hash != head.block_hash:
+            raise ChainError(f"synced block {header.height} does not extend head {head.height}")
+        if certificate.height != header.height or certificate.block_hash != block.hash:
+            raise ChainError(f"certificate does not name block {header.height}")
+        block.validate_structure()
+        if header.chain_id != self.chain_id:
+            raise ChainError(f"synced block is for chain {header.chain_id}")
+        encoded = bytes(block.encoded)
+        if not self.certificate_ok(certificate, lambda: encoded):
+            raise ChainError(f"invalid certificate for synced block {header.height}")
+        result = self.executor.apply_block(self.ledger.state(), block, verified=self._verified)
+        self.ledger.commit_block(block, certificate, result)
+        self._head_encoded = (block.hash, encoded)
+        self.head_seq = int(certificate.seq)
+        self.last_seq = max(self.last_seq, self.head_seq)
+        return ApplyOutcome(int(certificate.seq), block, result, "", result.state_root)
 
     def _parent_certificate_ok(self, cert: CommitCertificate, head: Head) -> bool:
         if cert.height != head.height or cert.block_hash != head.block_hash:
             return False
-        return self.certificate_ok(cert)
+        return self.certificate_ok(cert, self.head_encoded)
 
     def _skip(self, seq: int, reason: str) -> ApplyOutcome:
         self.skipped_deliveries += 1

@@ -1,0 +1,418 @@
+"""The consensus driver: runs one sans-IO engine inside the node's Trio nursery.
+
+Theory of operation
+-------------------
+One task (:meth:`ConsensusDriver.run`) owns the engine: every input -- a peer's message, a
+clock tick, a proposal, blocks applied by sync -- arrives as an event on one bounded
+channel and is stepped in order, so the engine is never re-entered and the effects of one
+step are fully executed before the next step starts. For each :class:`Output` the driver,
+in the contract's order:
+
+1. **persist**: encodes the records and appends them to the write-ahead log (fsynced, in a
+   worker thread) *before anything is sent*. A validator killed after this point restarts
+   from the WAL (:meth:`run` calls ``engine.restore(records)``) and never signs a vote that
+   conflicts with one it may already have sent. Test hook: with the environment variable
+   ``PHALANX_CRASH_AFTER_PERSIST=N`` the process calls ``os._exit(97)`` right after the
+   N-th WAL append, before sending (used by the double-sign test; never set it otherwise);
+2. **send**: encodes each message once; ``ALL`` goes to the transport's ``broadcast``,
+   others to ``send``;
+3. **deliver**: executes and commits the block in a worker thread (the ledger batch is
+   fsynced), updates the mempool on the Trio thread, notifies commit listeners, then feeds
+   ``Applied(seq, state_id)`` back into the engine (a no-op delivery reports the unchanged
+   state id);
+4. **evidence**: logged, counted and kept (bounded) for the API;
+5. **wants**: handed to the ``on_state_wanted`` callback (block sync).
+
+After a stable checkpoint (a PBFT ``CheckpointProof`` in ``persist``) the WAL is compacted
+to the records the engine still needs: the proof, everything above it, and the latest own
+vote, view change and new view (they fix the view a restarted replica resumes in).
+
+**Proposals.** Only the current leader proposes, one block at a time: block ``head + 1``
+once the previous proposal was committed (or went stale, e.g. after a view change) and
+either the mempool holds transactions or ``block_time_ms`` passed since the last block
+(empty blocks keep progress visible).
+
+Called by :mod:`node.runtime`; tests drive several of these in one process over a fake
+transport.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import trio
+
+from consensus.contract import (
+    ALL,
+    Applied,
+    Delivery,
+    Evidence,
+    NodeId,
+    Output,
+    Propose,
+    Receive,
+    Tick,
+)
+from node.app import ApplyOutcome, ChainApp
+from node.engines import EngineKit
+
+__all__ = ["ConsensusDriver", "DriverConfig", "DriverStatus", "Transport", "WalLike"]
+
+log = logging.getLogger("phalanx.node.driver")
+
+CRASH_ENV = "PHALANX_CRASH_AFTER_PERSIST"
+CRASH_EXIT_CODE = 97
+
+
+class Transport(Protocol):
+    """Where consensus messages go (p2p in a node, memory channels in tests)."""
+
+    async def send(self, peer: int, payload: bytes) -> None: ...
+
+    async def broadcast(self, payload: bytes) -> None: ...
+
+
+class WalLike(Protocol):
+    """What the driver needs of :class:`node.wal.WriteAheadLog`."""
+
+    def records(self) -> list[bytes]: ...
+
+    def append(self, payloads: Sequence[bytes]) -> int: ...
+
+    def compact(self, keep: Sequence[bytes]) -> None: ...
+
+
+@dataclass(frozen=True)
+class DriverConfig:
+    """Timings and bounds of the driver.
+
+    Attributes:
+        tick_ms: length of one engine tick.
+        block_time_ms: the leader proposes an empty block after this long without one.
+        proposal_stale_ticks: a proposal not committed after this many ticks is retried.
+        events_max: bound of the event channel (peers' messages wait for room).
+        evidence_max: evidence items kept for the API.
+        crash_after_persist: test hook (see module docstring); 0 = off.
+        use_threads: run WAL appends and block commits in worker threads (False in
+            MockClock tests, where time would jump while a thread works).
+    """
+
+    tick_ms: int = 50
+    block_time_ms: int = 200
+    proposal_stale_ticks: int = 60
+    events_max: int = 4096
+    evidence_max: int = 256
+    crash_after_persist: int = 0
+    use_threads: bool = True
+
+
+@dataclass(frozen=True)
+class DriverStatus:
+    """A snapshot for ``status`` / ``dump_consensus_state``."""
+
+    engine: str
+    node_id: int
+    view: int
+    leader: int | None
+    is_leader: bool
+    height: int
+    last_seq: int
+    proposal_pending: int | None
+    deliveries: int
+    noops: int
+    evidence: int
+    byzantine: str
+    waiting_for: str
+
+
+class ConsensusDriver:
+    """Drive ``kit.engine`` for ``app`` over ``transport``; see the module docstring.
+
+    Args:
+        kit: the engine and its helpers (:func:`node.engines.build_engine`).
+        app: the chain application.
+        wal: the write-ahead log.
+        transport: where messages go.
+        config: timings and bounds.
+        now_ms: wall clock in ms (for empty-block timing).
+    """
+
+    def __init__(
+        self,
+        kit: EngineKit,
+        app: ChainApp,
+        wal: WalLike,
+        transport: Transport,
+        config: DriverConfig | None = None,
+        *,
+        now_ms: Callable[[], int] | None = None,
+    ) -> None:
+        self.kit = kit
+        self.engine = kit.engine
+        self.app = app
+        self.wal = wal
+        self.transport = transport
+        self.config = cfg = config or DriverConfig()
+        self._now_ms = now_ms or (lambda: int(trio.current_time() * 1000))
+        self._events_tx, self._events_rx = trio.open_memory_channel[tuple[Any, ...]](cfg.events_max)
+        crash = cfg.crash_after_persist or int(os.environ.get(CRASH_ENV, "0") or 0)
+        self._crash_after = crash
+        self._appends = 0
+        self._t0: float | None = None
+        self._tick = 0
+        self._proposed: tuple[int, int] | None = None  # (height, tick)
+        self._last_block_ms = 0
+        self.deliveries = 0
+        self.noops = 0
+        self.evidence: collections.deque[Evidence] = collections.deque(maxlen=cfg.evidence_max)
+        self.evidence_total = 0
+        self.dropped_messages = 0
+        self.commit_listeners: list[Callable[[ApplyOutcome], None]] = []
+        self.on_state_wanted: Callable[[Any], None] | None = None
+        self.on_evidence: Callable[[Evidence], None] | None = None
+        self.ready = trio.Event()
+
+    # ------------------------------------------------------------------ inputs
+
+    async def receive(self, sender: int, payload: bytes) -> None:
+        """A consensus message from peer ``sender`` (waits while the event queue is full)."""
+        try:
+            msg = self.kit.decode_message(payload)
+        except Exception as e:  # InvalidMessage and decoder errors: a peer's bad input
+            self.dropped_messages += 1
+            log.warning("dropping undecodable consensus message from %s: %s", sender, e)
+            return
+        await self._events_tx.send(("recv", sender, msg))
+
+    async def apply_synced(self, items: Sequence[tuple[Any, Any]]) -> None:
+        """Hand verified-on-apply ``(block, certificate)`` pairs from block sync to the engine task."""
+        await self._events_tx.send(("synced", list(items)))
+
+    # ------------------------------------------------------------------ run
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Restore from the WAL, then step the engine until cancelled."""
+        records = self.wal.records()
+        decoded = [self.kit.decode_record(r) for r in records]
+        self.engine.restore(decoded)
+        log.info("consensus restored from %d WAL records; head %d at seq %d",
+                 len(records), self.app.head.height, self.app.head_seq)
+        self._t0 = trio.current_time()
+        self._last_block_ms = self._now_ms()
+        if self.app.head_seq > 0:
+            await self._step(Applied(self.app.head_seq, self.app.state_id()))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._ticker)
+            self.ready.set()
+            task_status.started()
+            async for event in self._events_rx:
+                kind = event[0]
+                if kind == "recv":
+                    await self._step(Receive(NodeId(event[1]), event[2]))
+                elif kind == "tick":
+                    self._tick = event[1]
+                    await self._step(Tick(event[1]))
+                elif kind == "synced":
+                    await self._apply_synced(event[1])
+                await self._maybe_propose()
+
+    async def _ticker(self) -> None:
+        period = self.config.tick_ms / 1000
+        assert self._t0 is not None
+        while True:
+            await trio.sleep(period)
+            now = int((trio.current_time() - self._t0) / period)
+            # When the engine is busy the tick is skipped: the next one carries the time.
+            with contextlib.suppress(trio.WouldBlock):
+                self._events_tx.send_nowait(("tick", now))
+
+    # ------------------------------------------------------------------ stepping
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self.config.use_threads:
+            return await trio.to_thread.run_sync(fn, *args)
+        result = fn(*args)
+        await trio.lowlevel.checkpoint()
+        return result
+
+    async def _step(self, event: Any) -> None:
+        queue = collections.deque([self.engine.step(event)])
+        while queue:
+            out = queue.popleft()
+            await self._execute(out, queue)
+
+    async def _execute(self, out: Output, queue: collections.deque[Output]) -> None:
+        if out.persist:
+            payloads = [r.encode() for r in out.persist]
+            await self._run(self.wal.append, payloads)
+            self._appends += 1
+            if self._crash_after and self._appends >= self._crash_after:
+                log.critical("%s=%d reached: exiting before sending", CRASH_ENV, self._crash_after)
+                os._exit(CRASH_EXIT_CODE)
+        for dest, msg in out.send:
+            payload = msg.encode()
+            if dest is ALL:
+                await self.transport.broadcast(payload)
+            else:
+                await self.transport.send(int(dest), payload)
+        for delivery in out.deliver:
+            queue.append(await self._deliver(delivery))
+        for ev in out.evidence:
+            self.evidence.append(ev)
+            self.evidence_total += 1
+            log.warning("evidence against validator %s: %s", ev.offender, ev.kind)
+            if self.on_evidence is not None:
+                self.on_evidence(ev)
+        for want in out.wants:
+            log.info("engine wants state at seq %s", getattr(want, "seq", "?"))
+            if self.on_state_wanted is not None:
+                self.on_state_wanted(want)
+        if any(type(r).__name__ == "CheckpointProof" for r in out.persist):
+            await self._compact_wal()
+
+    async def _deliver(self, d: Delivery) -> Output:
+        cert = d.certificate
+        outcome = await self._run(self.app.execute, d.seq, cert.view, d.value, cert.signatures)
+        self._finish(outcome)
+        return self.engine.step(Applied(d.seq, self.app.state_id()))
+
+    def _finish(self, outcome: ApplyOutcome) -> None:
+        self.deliveries += 1
+        if outcome.block is None:
+            self.noops += 1
+            return
+        self.app.finish_delivery(outcome)
+        self._last_block_ms = self._now_ms()
+        for listener in self.commit_listeners:
+            listener(outcome)
+
+    async def _apply_synced(self, items: list[tuple[Any, Any]]) -> None:
+        for block, cert in items:
+            head = self.app.head
+            if block.header.height != head.height + 1 or block.header.parent_hash != head.block_hash:
+                continue
+            try:
+                outcome = await self._run(self.app.apply_synced, block, cert)
+            except Exception as e:  # a peer's bad block or certificate
+                log.warning("synced block %d refused: %s", block.header.height, e)
+                return
+            self._finish(outcome)
+            await self._step(Applied(outcome.seq, self.app.state_id()))
+
+    # ------------------------------------------------------------------ proposing
+
+    def leader(self) -> int | None:
+        return self.kit.leader()
+
+    def _normal_phase(self) -> bool:
+        phase = getattr(self.kit.inner, "phase", None)
+        return phase is None or getattr(phase, "value", "normal") == "normal"
+
+    async def _maybe_propose(self) -> None:
+        app = self.app
+        if app.key is None or self.kit.leader() != int(self.kit.node_id) or not self._normal_phase():
+            return
+        head = app.head.height
+        if self._proposed is not None:
+            height, at = self._proposed
+            if head < height and self._tick - at < self.config.proposal_stale_ticks:
+                return
+            self._proposed = None
+        if len(app.mempool) == 0 and self._now_ms() - self._last_block_ms < self.config.block_time_ms:
+            return
+        value = app.build_proposal()
+        self._proposed = (head + 1, self._tick)
+        await self._step(Propose(value))
+
+    # ------------------------------------------------------------------ WAL
+
+    async def _compact_wal(self) -> None:
+        records = self.wal.records()
+        keep = select_wal_records(records, self.kit.decode_record)
+        if len(keep) < len(records):
+            await self._run(self.wal.compact, keep)
+            log.info("WAL compacted: %d -> %d records", len(records), len(keep))
+
+    # ------------------------------------------------------------------ status
+
+    def status(self) -> DriverStatus:
+        """Where consensus stands, and in plain words what it waits for."""
+        view = self.kit.view()
+        leader = self.kit.leader()
+        return DriverStatus(
+            engine=self.kit.kind,
+            node_id=int(self.kit.node_id),
+            view=view,
+            leader=leader,
+            is_leader=leader == int(self.kit.node_id),
+            height=self.app.head.height,
+            last_seq=self.app.last_seq,
+            proposal_pending=None if self._proposed is None else self._proposed[0],
+            deliveries=self.deliveries,
+            noops=self.noops,
+            evidence=self.evidence_total,
+            byzantine=self.kit.byzantine,
+            waiting_for=self.waiting_for(),
+        )
+
+    def waiting_for(self) -> str:
+        """A plain answer to "why is it not committing"."""
+        stats = self.kit.inner.statistics()
+        leader = self.kit.leader()
+        if self.kit.kind == "pbft":
+            if stats.phase != "normal":
+                return (f"view change to view {stats.view}: waiting for a quorum of "
+                        f"{self.kit.n - self.kit.f} view-change messages and a NEW-VIEW "
+                        f"from validator {stats.primary}")
+            if stats.in_flight:
+                return (f"{stats.in_flight} block(s) in flight at seq > {stats.last_executed}: "
+                        f"waiting for prepare/commit quorums ({self.kit.n - self.kit.f} of "
+                        f"{self.kit.n}) in view {stats.view}")
+            if leader == int(self.kit.node_id):
+                return "nothing in flight: this node is the primary and proposes on the next tick"
+            return f"nothing in flight: waiting for a proposal from primary {leader}"
+        if leader is None:
+            return "no leader elected yet: waiting for the election to settle"
+        return f"waiting for leader {leader}'s accept quorum (f+1 of {self.kit.n})"
+
+
+def select_wal_records(records: Sequence[bytes], decode: Callable[[bytes], Any]) -> list[bytes]:
+    """The WAL records a PBFT replica still needs after its latest stable checkpoint.
+
+    Keeps the newest ``CheckpointProof``, every record about a seq above it, and the newest
+    own vote, view change and new view (they decide the view a restarted replica resumes
+    in). Records of other engines are all kept.
+    """
+    decoded = [(raw, decode(raw)) for raw in records]
+    proofs = [(rec.seq, i) for i, (_, rec) in enumerate(decoded) if type(rec).__name__ == "CheckpointProof"]
+    if not proofs:
+        return list(records)
+    stable, proof_index = max(proofs)
+    latest: dict[str, tuple[int, int]] = {}
+    keep_index = {proof_index}
+    for i, (_, rec) in enumerate(decoded):
+        name = type(rec).__name__
+        if name in ("ViewChange", "NewView"):
+            key_view = getattr(rec, "new_view", getattr(rec, "view", 0))
+            if name not in latest or key_view >= latest[name][0]:
+                latest[name] = (key_view, i)
+            continue
+        if name == "CheckpointProof":
+            continue
+        seq = getattr(rec, "seq", None)
+        if seq is None:
+            return list(records)  # not a PBFT record: keep everything
+        if seq > stable:
+            keep_index.add(i)
+        elif name in ("PrePrepare", "Prepare", "Commit"):
+            v = int(rec.view)
+            if "vote" not in latest or v >= latest["vote"][0]:
+                latest["vote"] = (v, i)
+    keep_index.update(i for _, i in latest.values())
+    return [decoded[i][0] for i in sorted(keep_index)]
