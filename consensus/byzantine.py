@@ -24,6 +24,7 @@ Called by: testnet/sim (runner), node wiring (``--byzantine``), tests.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import random
 import sys
@@ -229,6 +230,12 @@ class Replay(ByzantineEngine):
         return out
 
 
+@functools.lru_cache(maxsize=2)
+def _oversized(size: int) -> bytes:
+    """An RLP-looking message of ``size`` bytes (immutable, so built once per process)."""
+    return b"\xf8" + b"\x00" * (size - 1)
+
+
 class Flood(ByzantineEngine):
     """Adds junk, truncated, oversized and duplicated messages on every tick (bounded)."""
 
@@ -251,8 +258,8 @@ class Flood(ByzantineEngine):
         rng = self.ctx.rng
         if not self._oversized_sent:
             self._oversized_sent = True
-            out.append((ALL, ForgedBytes(b"\xf8" + b"\x00" * self.ctx.option(
-                "flood_oversize_bytes", self.oversize_bytes))))
+            size = int(self.ctx.option("flood_oversize_bytes", self.oversize_bytes))
+            out.append((ALL, ForgedBytes(_oversized(size))))
         for _ in range(rng.randint(1, self.per_tick_max)):
             roll = rng.random()
             if roll < 0.3 or not self._last:
