@@ -371,7 +371,7 @@ class Mempool:
         self._by_hash[tx_hash] = entry
         self._bytes += size
         if is_tail:
-            heapq.heappush(self._tails, (fee, tx_hash, entry))
+            self._push_tail(entry)
         self._added += 1
         return tx_hash
 
@@ -389,8 +389,13 @@ class Mempool:
             return
         top = max(s.txs)
         if entry.nonce > top:  # it was the tail: the next one down is now
-            new_tail = s.txs[top]
-            heapq.heappush(self._tails, (new_tail.fee, new_tail.hash, new_tail))
+            self._push_tail(s.txs[top])
+
+    def _push_tail(self, entry: _Entry) -> None:
+        tails = self._tails
+        heapq.heappush(tails, (entry.fee, entry.hash, entry))
+        if len(tails) > 2 * len(self._by_hash) + 64:
+            self._rebuild_tails()
 
     def _is_tail(self, entry: _Entry) -> bool:
         if self._by_hash.get(entry.hash) is not entry:
@@ -399,8 +404,6 @@ class Mempool:
 
     def _lowest_tail(self) -> _Entry | None:
         tails = self._tails
-        if len(tails) > 2 * len(self._by_hash) + 64:
-            self._rebuild_tails()
         while tails:
             entry = tails[0][2]
             if self._is_tail(entry):

@@ -257,6 +257,21 @@ def test_update_drops_included_and_rechecks_senders_without_verifying(
     assert mp.statistics().dropped_total == 1
 
 
+def test_eviction_heap_stays_bounded_under_churn() -> None:
+    state = head()
+    mp = pool(state=state)
+    nonce = 0
+    for _ in range(40):
+        batch = [tx(A, nonce + i) for i in range(4)]
+        for t in batch:
+            mp.add(t)
+        nonce += 4
+        state.set_nonce(A.address, nonce)
+        mp.update(batch, state)
+        assert len(mp) == 0
+    assert len(mp._tails) <= 64
+
+
 def test_recheck_all_drops_stale_transactions_of_every_sender() -> None:
     mp = pool()
     mp.add(tx(A, 0))

@@ -288,6 +288,7 @@ class MempoolMachine(RuleBasedStateMachine):
                 self.model.txs.get(s, {})[n] for n in sorted(self.model.txs.get(s, {}))
             ]
             assert len(pending) <= CONFIG.per_sender_max
+        assert len(self.pool._tails) <= 2 * len(self.pool) + 64, "eviction heap unbounded"
         stats = self.pool.statistics()
         assert stats.tx_count == len(expected) and stats.bytes == self.pool.size_bytes
 
