@@ -248,8 +248,11 @@ class PbftReplica(ViewChangeMixin, CheckpointMixin):
             self._drop("stale-view")
             return False
         if view > self.view or self.phase is Phase.VIEW_CHANGE:
-            if len(self._future) >= self.config.future_messages_max:
-                self._drop("future-full")
+            share = max(1, self.config.future_messages_max // self.config.n)
+            if len(self._future) >= self.config.future_messages_max or (
+                sum(1 for m in self._future if m.sender == msg.sender) >= share
+            ):
+                self._drop("future-full")  # each sender gets a fair share of the buffer
             elif self._authentic(msg):
                 self._future.append(msg)
             return False

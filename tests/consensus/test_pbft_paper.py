@@ -427,3 +427,18 @@ def test_restarted_new_primary_stays_in_the_view_it_started() -> None:
     assert (stats.view, stats.phase) == (1, "normal") and restarted.is_primary
     out = restarted.step(Propose(b"next"))
     assert [(pp.view, pp.seq) for pp in sent_of(out, PrePrepare)] == [(1, 1)]
+
+
+def test_one_peer_cannot_fill_the_buffer_of_future_view_messages() -> None:
+    replica, keys = lone_replica(node=2, future_messages_max=8)  # 2 per sender with n=4
+    for seq in range(1, 6):
+        feed(replica, keys.prepare(1, seq, b"v", sender=3))
+    feed(replica, keys.prepare(1, 1, b"v", sender=0))
+    assert replica.statistics().dropped_count("future-full") == 3
+    # view 1 starts with seq 1 re-issued: the buffered prepares of 0 and 3 make it prepared
+    certs = [keys.prepared_cert(0, 1, b"v")]
+    vcs = tuple(keys.view_change(1, sender=s, prepared=certs) for s in (1, 2, 3))
+    o_set = (keys.pre_prepare(1, 1, b"v"),)
+    out = feed(replica, keys.sign(NewView(1, vcs, o_set, keys.signers[1].node_id)))
+    assert replica.view == 1
+    assert [(c.view, c.seq) for c in sent_of(out, Commit)] == [(1, 1)]
