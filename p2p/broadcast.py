@@ -1,0 +1,494 @@
+"""Broadcast cores (sans-IO): best-effort, Bracha's Byzantine reliable, and causal broadcast.
+
+Theory of operation
+-------------------
+Every core has one entry point, ``step(input) -> BroadcastOutput``. Inputs are
+:class:`Originate` (the local application broadcasts a payload) and :class:`Incoming` (a
+message from a peer, as the authenticated transport saw it). The output lists messages to
+send, each to one peer, then payloads to deliver, in order. Links are assumed reliable and
+authenticated (the p2p session gives both); they may delay, duplicate and reorder.
+
+* :class:`BestEffortBroadcast` -- send to everyone, deliver what arrives (once). No
+  agreement if the origin crashes mid-way.
+* :class:`BrachaBroadcast` -- Byzantine reliable broadcast for ``n >= 3f + 1``::
+
+      origin: SEND(v) to all
+      on SEND(v) from the origin, first time:               ECHO(v) to all
+      on ceil((n+f+1)/2) ECHO(v), or f+1 READY(v), first:    READY(v) to all
+      on 2f+1 READY(v):                                      deliver v
+
+  Properties (with at most ``f`` Byzantine nodes): *validity* (an honest origin's value is
+  delivered by every honest node), *agreement* (no two honest nodes deliver different
+  values for one ``(origin, seq)``), *integrity* (at most one delivery per ``(origin, seq)``,
+  and for an honest origin only what it sent), *totality* (if one honest node delivers, all
+  do). Each peer counts once per instance and phase, whatever it votes.
+* :class:`CausalBroadcast` -- Birman-Schiper-Stephenson: a message carries the vector of
+  per-origin delivery counts of its origin (its own entry counting this message). A
+  receiver holds it back until it delivered everything the origin had delivered before and
+  the origin's previous messages; so delivery respects happens-before, and in particular
+  one origin's messages are delivered in the order sent (a sender's transactions in nonce
+  order).
+
+Bounds: ``payload_bytes_max`` per message, ``instances_max`` Bracha instances kept,
+``holdback_max`` held-back causal messages, ``seen_max`` best-effort ids remembered. A peer's
+message that breaks a bound or a rule is dropped and counted in ``statistics()``; our own
+broken invariant raises ``AssertionError``.
+
+Who calls it: the node's evidence and transaction paths (reliable broadcast of evidence,
+causal delivery of a sender's transactions) and the simulator (``testnet.sim.algos``).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import rlp
+from rlp.sedes import List, big_endian_int, binary
+
+from p2p.clocks import InvalidVectorStamp, VectorStamp, decode_vector_stamp
+from p2p.errors import P2PError
+from p2p.messages import PeerId
+
+__all__ = [
+    "BestEffortBroadcast",
+    "BrachaBroadcast",
+    "BroadcastOutput",
+    "BroadcastStatistics",
+    "CausalBroadcast",
+    "CausalMessage",
+    "Delivered",
+    "Incoming",
+    "InvalidBroadcastMessage",
+    "Kind",
+    "Originate",
+    "PlainMessage",
+    "decode_broadcast_message",
+]
+
+log = logging.getLogger(__name__)
+
+PAYLOAD_BYTES_MAX = 64 * 1024
+_UINT64_MAX = (1 << 64) - 1
+
+
+class InvalidBroadcastMessage(P2PError):
+    """Raised while decoding or building a broadcast message that breaks the format."""
+
+
+class Kind(enum.IntEnum):
+    PLAIN = 1   # best-effort
+    SEND = 2    # Bracha
+    ECHO = 3
+    READY = 4
+    CAUSAL = 5
+
+
+def _uint(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _UINT64_MAX:
+        raise InvalidBroadcastMessage(f"{name} must be a uint64, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class PlainMessage:
+    """A best-effort or Bracha message about instance ``(origin, seq)``."""
+
+    kind: Kind
+    origin: PeerId
+    seq: int
+    payload: bytes
+
+    def __post_init__(self) -> None:
+        if self.kind not in (Kind.PLAIN, Kind.SEND, Kind.ECHO, Kind.READY):
+            raise InvalidBroadcastMessage(f"not a plain kind: {self.kind!r}")
+        _uint("origin", self.origin)
+        _uint("seq", self.seq)
+        if not isinstance(self.payload, bytes) or len(self.payload) > PAYLOAD_BYTES_MAX:
+            raise InvalidBroadcastMessage("payload must be bytes of bounded length")
+
+    def encode(self) -> bytes:
+        """Canonical RLP: ``[kind, origin, seq, payload]``."""
+        data: bytes = rlp.encode([int(self.kind), self.origin, self.seq, self.payload])
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class CausalMessage:
+    """A causal broadcast: ``stamp`` counts the origin's deliveries, this message included."""
+
+    origin: PeerId
+    stamp: VectorStamp
+    payload: bytes
+
+    def __post_init__(self) -> None:
+        _uint("origin", self.origin)
+        if not isinstance(self.stamp, VectorStamp) or self.stamp.get(self.origin) < 1:
+            raise InvalidBroadcastMessage("causal stamp must count the message itself")
+        if not isinstance(self.payload, bytes) or len(self.payload) > PAYLOAD_BYTES_MAX:
+            raise InvalidBroadcastMessage("payload must be bytes of bounded length")
+
+    @property
+    def seq(self) -> int:
+        return self.stamp.get(self.origin)
+
+    def encode(self) -> bytes:
+        """Canonical RLP: ``[5, origin, stamp, payload]`` with the stamp's own encoding."""
+        data: bytes = rlp.encode([int(Kind.CAUSAL), self.origin, self.stamp.encode(),
+                                  self.payload])
+        return data
+
+
+BroadcastMessage = PlainMessage | CausalMessage
+_SEDES = List([big_endian_int, big_endian_int, binary, binary], strict=True)
+
+
+def decode_broadcast_message(data: bytes) -> BroadcastMessage:
+    """Decode any broadcast message strictly.
+
+    Raises:
+        InvalidBroadcastMessage: unknown kind, out-of-range field, or non-canonical bytes.
+    """
+    if len(data) > PAYLOAD_BYTES_MAX + 32 * 1024:
+        raise InvalidBroadcastMessage("broadcast message too long")
+    try:
+        kind, origin, third, payload = rlp.decode(bytes(data), sedes=_SEDES, strict=True)
+        msg: BroadcastMessage
+        if kind == Kind.CAUSAL:
+            msg = CausalMessage(PeerId(origin), decode_vector_stamp(third), payload)
+        elif kind in (Kind.PLAIN, Kind.SEND, Kind.ECHO, Kind.READY):
+            seq = big_endian_int.deserialize(third)
+            msg = PlainMessage(Kind(kind), PeerId(origin), seq, payload)
+        else:
+            raise InvalidBroadcastMessage(f"unknown broadcast kind {kind}")
+    except (rlp.exceptions.RLPException, InvalidVectorStamp, TypeError, ValueError) as e:
+        raise InvalidBroadcastMessage(f"broadcast message: {e}") from e
+    if msg.encode() != bytes(data):
+        raise InvalidBroadcastMessage("broadcast message: non-canonical encoding")
+    return msg
+
+
+@dataclass(frozen=True, slots=True)
+class Originate:
+    """Input: the local application broadcasts ``payload``."""
+
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """Input: ``message`` arrived from ``sender`` (the authenticated transport peer)."""
+
+    sender: PeerId
+    message: object
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """Output: deliver ``payload``, the ``seq``-th broadcast of ``origin``."""
+
+    origin: PeerId
+    seq: int
+    payload: bytes
+
+
+@dataclass(slots=True)
+class BroadcastOutput:
+    """Messages to send (each to one peer), then payloads to deliver in order."""
+
+    send: list[tuple[PeerId, BroadcastMessage]] = field(default_factory=list)
+    deliver: list[Delivered] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastStatistics:
+    sent: int
+    delivered: int
+    dropped: int
+    pending: int     # Bracha: undelivered instances; causal: held-back messages
+
+
+class _Core:
+    """Shared membership, counters and the ``step`` dispatch."""
+
+    def __init__(self, node: PeerId, members: Iterable[PeerId],
+                 payload_bytes_max: int = PAYLOAD_BYTES_MAX) -> None:
+        self.members: tuple[PeerId, ...] = tuple(sorted(set(members)))
+        if node not in self.members:
+            raise ValueError("node must be a member")
+        if not 0 < payload_bytes_max <= PAYLOAD_BYTES_MAX:
+            raise ValueError("payload_bytes_max out of range")
+        self.node = node
+        self.payload_bytes_max = payload_bytes_max
+        self.peers = tuple(m for m in self.members if m != node)
+        self._sent = 0
+        self._delivered = 0
+        self._dropped = 0
+        self._next_seq = 0
+
+    def step(self, event: Originate | Incoming) -> BroadcastOutput:
+        """Feed one input; return sends and deliveries (see the module docstring)."""
+        out = BroadcastOutput()
+        if isinstance(event, Originate):
+            if len(event.payload) > self.payload_bytes_max:
+                raise ValueError("payload exceeds payload_bytes_max")
+            self._originate(event.payload, out)
+        elif isinstance(event, Incoming):
+            if event.sender not in self.peers:
+                self._drop(event.sender, "not a peer")
+            else:
+                self._incoming(event.sender, event.message, out)
+        else:
+            raise TypeError(f"unexpected input {event!r}")
+        self._sent += len(out.send)
+        self._delivered += len(out.deliver)
+        self._check_invariants()
+        return out
+
+    def statistics(self) -> BroadcastStatistics:
+        return BroadcastStatistics(self._sent, self._delivered, self._dropped, self._pending())
+
+    def _to_all(self, out: BroadcastOutput, msg: BroadcastMessage) -> None:
+        out.send.extend((p, msg) for p in self.peers)
+
+    def _drop(self, sender: PeerId, why: str) -> None:
+        self._dropped += 1
+        log.warning("broadcast: dropped a message from %s: %s", sender, why)
+
+    def _originate(self, payload: bytes, out: BroadcastOutput) -> None:
+        raise NotImplementedError
+
+    def _incoming(self, sender: PeerId, msg: object, out: BroadcastOutput) -> None:
+        raise NotImplementedError
+
+    def _pending(self) -> int:
+        return 0
+
+    def _check_invariants(self) -> None:
+        pass
+
+
+class BestEffortBroadcast(_Core):
+    """Send to every peer; deliver each ``(origin, seq)`` once (``seen_max`` remembered)."""
+
+    def __init__(self, node: PeerId, members: Iterable[PeerId], seen_max: int = 65536) -> None:
+        super().__init__(node, members)
+        self.seen_max = seen_max
+        self._seen: dict[tuple[int, int], None] = {}
+
+    def _originate(self, payload: bytes, out: BroadcastOutput) -> None:
+        seq, self._next_seq = self._next_seq, self._next_seq + 1
+        self._to_all(out, PlainMessage(Kind.PLAIN, self.node, seq, payload))
+        out.deliver.append(Delivered(self.node, seq, payload))
+
+    def _incoming(self, sender: PeerId, msg: object, out: BroadcastOutput) -> None:
+        if not isinstance(msg, PlainMessage) or msg.kind is not Kind.PLAIN or msg.origin != sender:
+            self._drop(sender, "not a best-effort message from its origin")
+            return
+        key = (msg.origin, msg.seq)
+        if key in self._seen:
+            return
+        self._seen[key] = None
+        if len(self._seen) > self.seen_max:
+            del self._seen[next(iter(self._seen))]
+        out.deliver.append(Delivered(msg.origin, msg.seq, msg.payload))
+
+
+@dataclass(slots=True)
+class _Instance:
+    echoed: bool = False
+    readied: bool = False
+    delivered: bool = False
+    echo_from: dict[PeerId, bytes] = field(default_factory=dict)
+    ready_from: dict[PeerId, bytes] = field(default_factory=dict)
+
+    def count(self, votes: dict[PeerId, bytes], value: bytes) -> int:
+        return sum(1 for v in votes.values() if v == value)
+
+
+class BrachaBroadcast(_Core):
+    """Bracha's reliable broadcast (see the module docstring).
+
+    Args:
+        node: this node.
+        members: all ``n`` nodes, this one included; requires ``n >= 3f + 1``.
+        f: Byzantine nodes tolerated.
+        instances_max: ``(origin, seq)`` instances kept; new ones beyond it are dropped.
+    """
+
+    def __init__(self, node: PeerId, members: Iterable[PeerId], f: int,
+                 instances_max: int = 4096, payload_bytes_max: int = PAYLOAD_BYTES_MAX) -> None:
+        super().__init__(node, members, payload_bytes_max)
+        n = len(self.members)
+        if f < 0 or n < 3 * f + 1:
+            raise ValueError(f"Bracha broadcast needs n >= 3f + 1 (n={n}, f={f})")
+        self.f = f
+        self.echo_quorum = (n + f) // 2 + 1        # ceil((n + f + 1) / 2)
+        self.ready_quorum = 2 * f + 1
+        self.instances_max = instances_max
+        self._instances: dict[tuple[PeerId, int], _Instance] = {}
+
+    def _instance(self, origin: PeerId, seq: int) -> _Instance | None:
+        key = (origin, seq)
+        inst = self._instances.get(key)
+        if inst is None:
+            if len(self._instances) >= self.instances_max:
+                return None
+            inst = self._instances[key] = _Instance()
+        return inst
+
+    def _originate(self, payload: bytes, out: BroadcastOutput) -> None:
+        seq, self._next_seq = self._next_seq, self._next_seq + 1
+        msg = PlainMessage(Kind.SEND, self.node, seq, payload)
+        self._to_all(out, msg)
+        self.on_send(self.node, msg, out)
+
+    def _incoming(self, sender: PeerId, msg: object, out: BroadcastOutput) -> None:
+        if not isinstance(msg, PlainMessage) or msg.origin not in self.members:
+            self._drop(sender, "not a Bracha message about a member")
+        elif len(msg.payload) > self.payload_bytes_max:
+            self._drop(sender, "payload too large")
+        elif msg.kind is Kind.SEND:
+            if msg.origin != sender:
+                self._drop(sender, "SEND relayed by a non-origin")
+            else:
+                self.on_send(sender, msg, out)
+        elif msg.kind is Kind.ECHO:
+            self.on_echo(sender, msg, out)
+        elif msg.kind is Kind.READY:
+            self.on_ready(sender, msg, out)
+        else:
+            self._drop(sender, f"kind {msg.kind.name} is not Bracha")
+
+    def on_send(self, sender: PeerId, msg: PlainMessage, out: BroadcastOutput) -> None:
+        inst = self._instance(msg.origin, msg.seq)
+        if inst is None:
+            self._drop(sender, "instance table full")
+        elif not inst.echoed:
+            inst.echoed = True
+            echo = PlainMessage(Kind.ECHO, msg.origin, msg.seq, msg.payload)
+            self._to_all(out, echo)
+            self.on_echo(self.node, echo, out)
+
+    def on_echo(self, sender: PeerId, msg: PlainMessage, out: BroadcastOutput) -> None:
+        inst = self._instance(msg.origin, msg.seq)
+        if inst is None:
+            self._drop(sender, "instance table full")
+            return
+        if sender in inst.echo_from:
+            return      # one echo per peer and instance (duplicates, equivocation)
+        inst.echo_from[sender] = msg.payload
+        if inst.count(inst.echo_from, msg.payload) >= self.echo_quorum:
+            self._ready(inst, msg, out)
+
+    def on_ready(self, sender: PeerId, msg: PlainMessage, out: BroadcastOutput) -> None:
+        inst = self._instance(msg.origin, msg.seq)
+        if inst is None:
+            self._drop(sender, "instance table full")
+            return
+        if sender in inst.ready_from:
+            return
+        inst.ready_from[sender] = msg.payload
+        votes = inst.count(inst.ready_from, msg.payload)
+        if votes >= self.f + 1:
+            self._ready(inst, msg, out)
+        if votes >= self.ready_quorum and not inst.delivered:
+            inst.delivered = True
+            out.deliver.append(Delivered(msg.origin, msg.seq, msg.payload))
+
+    def _ready(self, inst: _Instance, msg: PlainMessage, out: BroadcastOutput) -> None:
+        if inst.readied:
+            return
+        inst.readied = True
+        ready = PlainMessage(Kind.READY, msg.origin, msg.seq, msg.payload)
+        self._to_all(out, ready)
+        self.on_ready(self.node, ready, out)
+
+    def _pending(self) -> int:
+        return sum(1 for i in self._instances.values() if not i.delivered)
+
+    def _check_invariants(self) -> None:
+        assert len(self._instances) <= self.instances_max, "instance bound broken"
+
+
+class CausalBroadcast(_Core):
+    """Causal broadcast with a bounded hold-back queue (see the module docstring).
+
+    Args:
+        node: this node.
+        members: all nodes, this one included.
+        holdback_max: held-back messages kept; a message beyond it is dropped and counted
+            (a gap that the sender's retransmission or a resync must fill).
+    """
+
+    def __init__(self, node: PeerId, members: Iterable[PeerId], holdback_max: int = 1024,
+                 payload_bytes_max: int = PAYLOAD_BYTES_MAX) -> None:
+        super().__init__(node, members, payload_bytes_max)
+        self.holdback_max = holdback_max
+        self._delivered_from: dict[int, int] = {}      # origin -> messages delivered
+        self._holdback: dict[tuple[int, int], CausalMessage] = {}
+
+    @property
+    def vector(self) -> VectorStamp:
+        """Per-origin delivery counts (this node's own broadcasts included)."""
+        return VectorStamp.of(self._delivered_from)
+
+    def held_back(self) -> int:
+        return len(self._holdback)
+
+    def _originate(self, payload: bytes, out: BroadcastOutput) -> None:
+        seq = self._delivered_from.get(self.node, 0) + 1
+        self._delivered_from[self.node] = seq
+        msg = CausalMessage(self.node, VectorStamp.of(self._delivered_from), payload)
+        self._to_all(out, msg)
+        out.deliver.append(Delivered(self.node, seq, payload))
+
+    def _incoming(self, sender: PeerId, msg: object, out: BroadcastOutput) -> None:
+        if not isinstance(msg, CausalMessage) or msg.origin != sender:
+            self._drop(sender, "not a causal message from its origin")
+            return
+        if len(msg.payload) > self.payload_bytes_max:
+            self._drop(sender, "payload too large")
+            return
+        if any(n not in self.members for n, _ in msg.stamp.entries):
+            self._drop(sender, "stamp names a non-member")
+            return
+        key = (msg.origin, msg.seq)
+        if msg.seq <= self._delivered_from.get(msg.origin, 0) or key in self._holdback:
+            return      # a duplicate
+        if len(self._holdback) >= self.holdback_max:
+            self._drop(sender, "hold-back queue full")
+            return
+        self._holdback[key] = msg
+        self._drain(out)
+
+    def deliverable(self, msg: CausalMessage) -> bool:
+        """True when every message ``msg`` causally depends on has been delivered here."""
+        mine = self._delivered_from
+        for node, count in msg.stamp.entries:
+            have = mine.get(node, 0)
+            if node == msg.origin:
+                if count != have + 1:
+                    return False
+            elif count > have:
+                return False
+        return True
+
+    def _drain(self, out: BroadcastOutput) -> None:
+        progress = True
+        while progress:
+            progress = False
+            for key in sorted(self._holdback):
+                msg = self._holdback[key]
+                if self.deliverable(msg):
+                    del self._holdback[key]
+                    self._delivered_from[msg.origin] = msg.seq
+                    out.deliver.append(Delivered(msg.origin, msg.seq, msg.payload))
+                    progress = True
+
+    def _pending(self) -> int:
+        return len(self._holdback)
+
+    def _check_invariants(self) -> None:
+        assert len(self._holdback) <= self.holdback_max, "hold-back bound broken"
