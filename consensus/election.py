@@ -63,6 +63,7 @@ __all__ = [
     "RingElect",
     "RingElected",
     "RingElection",
+    "RingOutput",
     "decode_election_message",
     "decode_ring_message",
 ]
@@ -155,7 +156,7 @@ class Phase(enum.Enum):
 class ElectionOutput:
     """Messages to send (each to one node), then leader changes."""
 
-    send: list[tuple[NodeId, ElectionMessage | RingMessage]] = field(default_factory=list)
+    send: list[tuple[NodeId, ElectionMessage]] = field(default_factory=list)
     events: list[LeaderChanged] = field(default_factory=list)
 
 
@@ -419,6 +420,14 @@ def decode_ring_message(data: bytes) -> RingMessage:
     return msg
 
 
+@dataclass(slots=True)
+class RingOutput:
+    """Messages to send (each to the successor), then leader changes."""
+
+    send: list[tuple[NodeId, RingMessage]] = field(default_factory=list)
+    events: list[LeaderChanged] = field(default_factory=list)
+
+
 class RingElection:
     """Chang-Roberts ring election over a failure detector, sans-IO.
 
@@ -440,7 +449,7 @@ class RingElection:
     negative control shows the stall.
 
     Inputs and outputs are those of :class:`BullyElection` (``Tick``, ``Receive``,
-    ``Suspect``, ``Trust`` in; :class:`ElectionOutput` with ``LeaderChanged`` out).
+    ``Suspect``, ``Trust`` in; :class:`RingOutput` with ``send`` and ``LeaderChanged`` out).
     """
 
     def __init__(self, node_id: NodeId, members: Iterable[NodeId],
@@ -484,9 +493,9 @@ class RingElection:
                 return m
         return self.node_id
 
-    def step(self, event: Tick | Receive | Suspect | Trust) -> ElectionOutput:
+    def step(self, event: Tick | Receive | Suspect | Trust) -> RingOutput:
         """Feed one input; return messages to send and leader changes."""
-        out = ElectionOutput()
+        out = RingOutput()
         before = self._leader
         if isinstance(event, Tick):
             first = self._now is None
@@ -515,7 +524,7 @@ class RingElection:
         self._check_invariants()
         return out
 
-    def _on_receive(self, sender: NodeId, msg: object, out: ElectionOutput) -> None:
+    def _on_receive(self, sender: NodeId, msg: object, out: RingOutput) -> None:
         if (not isinstance(msg, RingElect | RingElected) or msg.sender != sender
                 or sender not in self.members or sender == self.node_id
                 or msg.candidate not in self.members):
@@ -544,7 +553,7 @@ class RingElection:
         self.participant = True
         self._deadline = (self._now or 0) + (self.timeout_ticks or 0)
 
-    def _start(self, out: ElectionOutput) -> None:
+    def _start(self, out: RingOutput) -> None:
         self._started += 1
         self._participate()
         if self.successor() == self.node_id:
@@ -553,7 +562,7 @@ class RingElection:
             return
         self._send(out, RingElect(self.node_id, self.node_id))
 
-    def _send(self, out: ElectionOutput, msg: RingMessage) -> None:
+    def _send(self, out: RingOutput, msg: RingMessage) -> None:
         to = self.successor()
         if to == self.node_id:
             return
