@@ -65,6 +65,39 @@ def _start(args: argparse.Namespace) -> int:
 
     try:
         trio.run(main)
-    except ConfigError as e:
-        raise CliError(str(e)) from None
+    except BaseExceptionGroup as group:
+        raise _single_error(group) from None
+    except Exception as e:
+        raise _user_error(e) from None
     return 0
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for sub in error.exceptions for leaf in _leaves(sub)]
+    return [error]
+
+
+def _single_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one error a nursery wrapped (start-up failures arrive wrapped), made user-facing."""
+    leaves = _leaves(group)
+    if len(leaves) == 1 and isinstance(leaves[0], Exception):
+        return _user_error(leaves[0])
+    return group
+
+
+def _user_error(error: Exception) -> Exception:
+    """Start-up errors a user can act on become one line; anything else stays a traceback."""
+    from chain.errors import ChainError
+    from cli.main import CliError
+    from node.config import ConfigError
+
+    known: tuple[type[Exception], ...] = (ConfigError, ChainError, OSError)
+    for module, name in (("node.runtime", "NodeStartError"), ("node.wal", "WalError"),
+                         ("node.engines", "EngineSetupError")):  # fmt: skip
+        cls = getattr(__import__(module, fromlist=[name]), name, None)
+        if isinstance(cls, type) and issubclass(cls, Exception):
+            known += (cls,)
+    if isinstance(error, known):
+        return CliError(f"cannot start the node: {error}")
+    return error

@@ -71,14 +71,20 @@ def _common(p: argparse.ArgumentParser, gas: int) -> None:
                    help="the nonce (default: the account's next nonce)")
     p.add_argument("--wait", action="store_true",
                    help="wait until committed; print the height and the receipt")
+    p.add_argument("--wait-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="how long the node waits for the commit with --wait (default 30)")
     add_node_options(p)
 
 
 def rejection_text(message: str, data: Any) -> str:
     """``REASON: message`` for a typed rejection (the reason upper-cased, said once)."""
     reason = find_field(data, "reason", "code") if isinstance(data, dict) else data
-    if isinstance(reason, str) and reason and not message.upper().startswith(reason.upper()):
-        return f"{reason.upper()}: {message}"
+    if isinstance(reason, str) and reason:
+        tag = reason.upper() + ": "
+        while message.upper().startswith(tag + tag):  # said twice by some layers
+            message = message[len(tag):]
+        if not message.upper().startswith(tag):
+            return tag + message
     return message
 
 
@@ -113,7 +119,7 @@ def _submit(args: argparse.Namespace, *, to: bytes, amount: int, data: bytes, wh
         tx_hash = "0x" + tx.hash.hex()
         if args.wait:
             result = client.broadcast_tx_commit(tx.encoded, key=key.address,
-                                                timeout=max(args.timeout, 60.0))  # fmt: skip
+                                                wait=args.wait_timeout)  # fmt: skip
         else:
             result = client.broadcast_tx_sync(tx.encoded, key=key.address)
     except NodeUnreachableError as e:

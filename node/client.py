@@ -259,18 +259,17 @@ class _Session:
         return result
 
     def observe(self, index: int, method: str, result: Any) -> None:
-        """Learn heights from an answer: the node's head (status) and the chain's (any)."""
+        """Learn heights from an answer: a node never reports a height above its own head.
+
+        ``status``, ``account``, ``call`` report the head; ``block``, ``tx``, ``commit``,
+        ``broadcast_tx_commit`` report a committed block's height. Either way the node has
+        reached it, and so has the chain.
+        """
         height = result_height(result)
         if height is None:
             return
-        if method == "status":
-            self.node_heights[index] = height
-        elif method in ("broadcast_tx_commit", "commit", "block"):
-            # The node has at least this block.
-            known = self.node_heights[index]
-            self.node_heights[index] = height if known is None else max(known, height)
-        else:
-            return
+        known = self.node_heights[index]
+        self.node_heights[index] = height if known is None else max(known, height)
         self.height_seen = max(self.height_seen, height)
 
     def fresh(self, index: int) -> bool:
@@ -422,8 +421,10 @@ class RpcClient:
     def broadcast_tx_sync(self, tx: bytes, *, key: bytes | None = None) -> Any:
         return self.call("broadcast_tx_sync", {"tx": "0x" + tx.hex()}, key=key)
 
-    def broadcast_tx_commit(self, tx: bytes, *, key: bytes | None = None, timeout: float = 60.0) -> Any:
-        return self.call("broadcast_tx_commit", {"tx": "0x" + tx.hex()}, key=key, timeout=timeout)
+    def broadcast_tx_commit(self, tx: bytes, *, key: bytes | None = None, wait: float = 30.0) -> Any:
+        """Submit and wait (up to ``wait`` seconds at the node) until the tx is committed."""
+        return self.call("broadcast_tx_commit", {"tx": "0x" + tx.hex(), "timeout": wait},
+                         key=key, timeout=wait + 10)
 
     def contract_call(self, to: str, data: bytes, **extra: Any) -> Any:
         return self.call("call", {"to": to, "data": "0x" + data.hex(), **extra})

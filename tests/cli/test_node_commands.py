@@ -65,7 +65,9 @@ class FakeNode:
         sender = format_address(decoded.sender_address)
         expected = self.nonces.get(sender, 0)
         if decoded.nonce < expected:
-            raise _Reject("nonce_too_low", f"nonce {decoded.nonce} is used; the next nonce is {expected}")
+            raise _Reject("nonce_too_low",  # the reason said twice, as a layered server may
+                          f"NONCE_TOO_LOW: NONCE_TOO_LOW: nonce {decoded.nonce} is used; "
+                          f"the next nonce is {expected}")
         self.txs.append(decoded)
         return decoded
 
@@ -73,7 +75,8 @@ class FakeNode:
         decoded = self._admit(tx)
         return {"hash": "0x" + decoded.hash.hex()}
 
-    def rpc_broadcast_tx_commit(self, tx: str) -> Any:
+    def rpc_broadcast_tx_commit(self, tx: str, timeout: float = 30) -> Any:
+        assert 0 < timeout <= 120
         decoded = self._admit(tx)
         sender = format_address(decoded.sender_address)
         self.nonces[sender] = decoded.nonce + 1
@@ -426,3 +429,18 @@ def test_start_with_a_bad_config_names_the_field(
     assert main(["start", "--home", str(home)]) == 2
     err = capsys.readouterr().err
     assert "consensus.engine" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("message", "data", "text"),
+    [
+        ("nonce 1 is used", {"reason": "nonce_too_low"}, "NONCE_TOO_LOW: nonce 1 is used"),
+        ("FEE_TOO_LOW: pay more", {"reason": "fee_too_low"}, "FEE_TOO_LOW: pay more"),
+        ("X: X: twice", {"reason": "x"}, "X: twice"),
+        ("no reason given", None, "no reason given"),
+    ],
+)
+def test_rejection_text_names_the_reason_once(message: str, data: Any, text: str) -> None:
+    from cli.cmd_tx import rejection_text
+
+    assert rejection_text(message, data) == text
