@@ -1,7 +1,8 @@
 """StateDB against a plain dict model, through random operations (Hypothesis state machine).
 
-The model is three dicts (balances, nonces, storage) plus a stack of copies for snapshots and a
-copy of the last committed state. After every rule the StateDB must read exactly like the
+The StateDB under test is a pair fed identical operations (results must agree at every
+call, commitments at every commit); the model is three dicts (balances, nonces, storage)
+plus a stack of copies for snapshots and a copy of the last committed state. After every rule the StateDB must read exactly like the
 model. At each commit the writes must be exactly the model's net change since the last commit,
 and a *twin* StateDB that is handed only that net change, in reverse key order, must reach the
 same commitment (the commitment depends on what changed, never on how or in which order).
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from typing import Any
 
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -29,6 +31,7 @@ from chain.state import (
     BalanceOverflow,
     InsufficientBalance,
     NonceOverflow,
+    StateCommit,
     StateDB,
     apply_writes,
 )
@@ -62,11 +65,54 @@ class Model:
         return out
 
 
+class Pair:
+    """Two StateDBs fed the same operations; every result (or error type) must agree.
+
+    The second one keeps no read cache across commits, so cached and uncached reads are
+    compared too.
+    """
+
+    def __init__(self, db: MemoryDB, mirror_db: MemoryDB, commitment: bytes) -> None:
+        self.dbs = (db, mirror_db)
+        self.states = (
+            StateDB(db, commitment),
+            StateDB(mirror_db, commitment, read_cache_entries_max=0),
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        first, second = (getattr(state, name) for state in self.states)
+        if not callable(first):
+            assert first == second, f"{name}: the two StateDBs disagree"
+            return first
+
+        def both(*args: Any) -> Any:
+            try:
+                result = first(*args)
+            except Exception as e:
+                try:
+                    second(*args)
+                except type(e):
+                    raise e from None
+                raise AssertionError(f"{name}: only the first StateDB raised {e!r}") from None
+            assert second(*args) == result, f"{name}{args}: the two StateDBs disagree"
+            return result
+
+        return both
+
+    def commit(self) -> StateCommit:
+        results = [state.commit() for state in self.states]
+        assert results[0] == results[1], "two StateDBs fed the same operations diverged"
+        for db in self.dbs:
+            apply_writes(db, results[0].writes)
+        return results[0]
+
+
 class StateMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.db = MemoryDB()
-        self.state = StateDB(self.db, EMPTY_STATE_COMMITMENT)
+        self.mirror_db = MemoryDB()
+        self.state = Pair(self.db, self.mirror_db, EMPTY_STATE_COMMITMENT)
         self.twin_db = MemoryDB()
         self.twin = StateDB(self.twin_db, EMPTY_STATE_COMMITMENT, read_cache_entries_max=3)
         self.model = Model()
@@ -163,7 +209,6 @@ class StateMachine(RuleBasedStateMachine):
         assert set(result.writes) == expected_keys
         for key in expected_keys:
             assert (result.writes[key] is None) == (key not in after)
-        apply_writes(self.db, result.writes)
 
         # The twin is told only the net change, in reverse key order.
         for key in sorted(expected_keys, reverse=True):
@@ -187,7 +232,7 @@ class StateMachine(RuleBasedStateMachine):
     @rule()
     def reopen_from_db(self) -> None:
         """Drop the overlay: a new StateDB over the db sees exactly the committed state."""
-        self.state = StateDB(self.db, self.state.commitment)
+        self.state = Pair(self.db, self.mirror_db, self.state.commitment)
         self.model = copy.deepcopy(self.committed)
         self.snapshots.clear()
 
