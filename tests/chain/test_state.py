@@ -262,7 +262,7 @@ def test_fast_account_codec_matches_rlp(nonce: int, balance: int, code_hash: byt
     assert decode_account(encoded) == account
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     st.lists(
         st.tuples(
