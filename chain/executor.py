@@ -18,8 +18,9 @@ Execution, for a transaction that passes: the sender's nonce goes up by one, the
 
 * a *plain transfer* (recipient without code) moves ``amount`` and uses the intrinsic gas;
 * a *contract creation* or a *call to an account with code* goes to the
-  :class:`~chain.runtime.ContractRuntime` with ``gas_limit - intrinsic`` gas; without a runtime
-  it fails with "contracts are not enabled" after using the intrinsic gas.
+  :class:`~chain.runtime.ContractRuntime` with ``gas_limit - intrinsic`` gas (the runtime
+  moves ``amount``, which is the call's value); without a runtime it fails with "contracts
+  are not enabled" after using the intrinsic gas.
 
 If execution fails (runtime failure, a recipient balance that would overflow uint256, a
 result that does not fit a receipt), everything it did is reverted except the nonce and the fee.
