@@ -189,7 +189,8 @@ class Executor:
             The receipt; never raises for anything in ``tx``.
         """
         del index  # position does not change the outcome
-        chain_id, nonce, _, to, amount, fee, gas_limit, data = tx[:8]
+        chain_id, nonce, to, amount = tx.chain_id, tx.nonce, tx.to, tx.amount
+        fee, gas_limit, data = tx.fee, tx.gas_limit, tx.data
         # ---- pre-checks: on failure, nothing changes
         if chain_id != self.chain_id:
             return _rejected(tx, f"wrong chain id {chain_id}, this chain is {self.chain_id}")

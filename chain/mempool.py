@@ -276,7 +276,8 @@ class Mempool:
         tx_hash = tx.hash
         if tx_hash in self._by_hash:
             raise self._reject(RejectReason.DUPLICATE, "this transaction is already pending")
-        chain_id, nonce, _, to, amount, fee, gas_limit, data = tx[:8]
+        chain_id, nonce, to, amount = tx.chain_id, tx.nonce, tx.to, tx.amount
+        fee, gas_limit, data = tx.fee, tx.gas_limit, tx.data
         if chain_id != self.chain_id:
             raise self._reject(
                 RejectReason.WRONG_CHAIN_ID,
