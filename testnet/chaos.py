@@ -1,0 +1,238 @@
+"""``phalanx testnet chaos``: a seeded nemesis, a transfer workload, a heal, then the checkers.
+
+Theory of operation
+-------------------
+Jepsen-style, in three phases on a fresh proxied testnet:
+
+1. **Faults with a workload.** Every ``interval_s`` the nemesis picks, from a
+   ``random.Random(seed)``, a fault and its targets: ``kill`` (SIGKILL, restarted at the
+   heal), ``pause`` (SIGSTOP/SIGCONT), ``restart`` (SIGTERM and start), ``isolate``
+   (a partition of the targets from the rest, through the proxy) or ``delay`` (their links
+   slowed by the proxy). It holds the fault for ``hold_s``, heals it, and waits. At most
+   ``faults_max`` nodes are faulty at once, Byzantine nodes included (default: ``f``, the
+   most the engine tolerates; more is a negative control that the checkers must flag).
+   Meanwhile :class:`~testnet._workload.Workload` sends transfers and records acknowledgements.
+2. **Heal.** Every fault is removed; the workload stops.
+3. **Check.** Liveness (the chain grows within ``liveness_bound_s`` of the heal, and every
+   honest node reaches a common height), then agreement, no lost acknowledged transaction,
+   no double spend and conservation over the honest nodes' APIs
+   (:func:`testnet._collect.check_testnet`).
+
+The same seed gives the same fault schedule (targets, kinds, timing); process scheduling
+still varies, so the figures vary a little. Called by ``cli/cmd_testnet.py`` and the e2e tests.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from testnet._collect import check_testnet
+from testnet._workload import ACCOUNT_BALANCE, Workload, workload_keys
+from testnet.check import Violation, check_liveness
+from testnet.local import Testnet, TestnetError
+from testnet.proxy import Rules
+
+__all__ = ["FAULT_KINDS", "ChaosConfig", "Fault", "plan_faults", "render", "run_chaos"]
+
+FAULT_KINDS = ("kill", "pause", "restart", "isolate", "delay")
+#: Consensus settings that keep a chaos run short (fast view changes and blocks).
+CHAOS_CONSENSUS = {"tick_ms": 50, "block_time_ms": 100, "view_timeout_ticks": 30,
+                   "checkpoint_interval": 10}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ChaosConfig:
+    """A chaos run's parameters (see the module docstring)."""
+
+    directory: Path | None = None
+    duration_s: float = 60.0
+    seed: int = 1
+    nodes: int = 4
+    engine: str = "pbft"
+    byzantine: Mapping[int, str] = field(default_factory=dict)
+    faults_max: int | None = None
+    interval_s: float = 9.0
+    hold_s: float = 5.0
+    liveness_bound_s: float = 20.0
+    accounts: int = 16
+    keep: bool = False
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One planned fault: when (seconds from the start), what, and on which nodes."""
+
+    at_s: float
+    kind: str
+    targets: tuple[int, ...]
+
+
+def plan_faults(seed: int, duration_s: float, n: int, byzantine: set[int], faults_max: int,
+                interval_s: float) -> list[Fault]:  # fmt: skip
+    """The seeded fault schedule: one fault per interval, on at most ``faults_max - |byz|`` nodes.
+
+    Targets are honest nodes only (the Byzantine ones already count toward the budget).
+    """
+    rng = random.Random(seed)
+    budget = faults_max - len(byzantine)
+    honest = [i for i in range(n) if i not in byzantine]
+    plan: list[Fault] = []
+    t = 1.0
+    while budget > 0 and t + 1.0 < duration_s:
+        kind = rng.choice(FAULT_KINDS)
+        count = rng.randint(1, min(budget, len(honest)))
+        targets = tuple(sorted(rng.sample(honest, count)))
+        plan.append(Fault(round(t, 3), kind, targets))
+        t += interval_s
+    return plan
+
+
+def _inject(net: Testnet, fault: Fault) -> None:
+    n = net.layout.n
+    for i in fault.targets:
+        if fault.kind == "kill":
+            net.kill(i)
+        elif fault.kind == "pause":
+            net.pause(i)
+        elif fault.kind == "restart":
+            net.restart(i, wait=False)
+    if fault.kind == "isolate":
+        rest = [i for i in range(n) if i not in fault.targets]
+        net.proxy.set(Rules().partition([list(fault.targets), rest], n))
+    elif fault.kind == "delay":
+        rules = Rules()
+        for i in fault.targets:
+            rules = rules.with_delay(i, 400)
+        net.proxy.set(rules)
+
+
+def _heal(net: Testnet, fault: Fault) -> None:
+    if fault.kind in ("isolate", "delay"):
+        net.proxy.set(Rules())
+    for i in fault.targets:
+        if fault.kind == "kill":
+            net.restart(i, wait=False)
+        elif fault.kind == "pause":
+            net.resume(i)
+
+
+def _honest_height(net: Testnet) -> int | None:
+    heights = [h for i in net.honest() if (h := net.height(i)) is not None]
+    return max(heights) if heights else None
+
+
+def run_chaos(config: ChaosConfig, progress: Callable[[str], Any] | None = None) -> dict[str, Any]:
+    """Run one chaos experiment and return its report (``verdict`` is ``PASS`` or ``FAIL``)."""
+    say = progress or (lambda _msg: None)
+    directory = config.directory or Path(tempfile.mkdtemp(prefix="phalanx-chaos-"))
+    keys = workload_keys(config.seed, config.accounts)
+    net = Testnet.create(directory, nodes=config.nodes, engine=config.engine,
+                         byzantine=dict(config.byzantine), proxy=True,
+                         extra_balances={k.address: ACCOUNT_BALANCE for k in keys},
+                         consensus=CHAOS_CONSENSUS)  # fmt: skip
+    f = net.layout.f
+    faults_max = f if config.faults_max is None else config.faults_max
+    plan = plan_faults(config.seed, config.duration_s, config.nodes, set(config.byzantine),
+                       faults_max, config.interval_s)  # fmt: skip
+    report: dict[str, Any] = {
+        "seed": config.seed, "nodes": config.nodes, "engine": config.engine, "f": f,
+        "faults_max": faults_max, "byzantine": {str(k): v for k, v in config.byzantine.items()},
+        "duration_s": config.duration_s, "dir": str(directory),
+        "command": f"phalanx testnet chaos --duration {config.duration_s:g} --seed {config.seed} "
+                   f"--nodes {config.nodes} --engine {config.engine}",
+    }  # fmt: skip
+    violations: list[Violation] = []
+    try:
+        say(f"starting {config.nodes} {config.engine} nodes in {directory} (f = {f})")
+        net.start(timeout=60)
+        workload = Workload(net.layout.rpc_urls, keys, net.layout.chain_id, seed=config.seed)
+        workload.start()
+        t0 = time.monotonic()
+        samples: list[tuple[float, int]] = []
+        injected: list[dict[str, Any]] = []
+        last_heal = 0.0
+        for fault in plan:
+            _sleep_sampling(net, t0 + fault.at_s, t0, samples)
+            say(f"t={time.monotonic() - t0:5.1f}s  {fault.kind} {list(fault.targets)}")
+            _inject(net, fault)
+            injected.append({"at_s": round(time.monotonic() - t0, 1), "kind": fault.kind,
+                             "targets": list(fault.targets)})  # fmt: skip
+            _sleep_sampling(net, time.monotonic() + config.hold_s, t0, samples)
+            _heal(net, fault)
+            last_heal = time.monotonic() - t0
+            say(f"t={time.monotonic() - t0:5.1f}s  healed")
+        _sleep_sampling(net, t0 + config.duration_s, t0, samples)
+        healed_at = last_heal
+        _sleep_sampling(net, time.monotonic() + 3.0, t0, samples)
+        stats = workload.stop()
+        say(f"workload stopped: {len(stats.acks)} acknowledged, {stats.errors} errors/retries")
+        found, recovery = check_liveness(samples, healed_at, config.liveness_bound_s)
+        violations.extend(found)
+        top = _honest_height(net) or 0
+        try:
+            net.wait_height(top, timeout=config.liveness_bound_s)
+        except TestnetError as e:
+            violations.append(Violation("liveness", f"honest nodes did not catch up: {e}"))
+        urls = {n.index: n.rpc_url for n in net.layout.nodes if not n.byzantine}
+        verdict = check_testnet(urls, net.dir / "genesis.json", stats.acks)
+        violations.extend(verdict.violations)
+        lost = sum(1 for v in verdict.violations if v.check == "lost-ack")
+        lat = sorted(stats.latencies_s)
+        report.update({
+            "faults": injected,
+            "faults_injected": len(injected),
+            "txs_submitted": stats.submitted,
+            "txs_acknowledged": len(stats.acks),
+            "txs_indeterminate": stats.indeterminate,
+            "txs_lost": lost,
+            "commit_latency_p50_s": round(statistics.median(lat), 3) if lat else None,
+            "recovery_s": None if recovery is None else round(recovery, 2),
+            "figures": verdict.figures,
+        })  # fmt: skip
+    finally:
+        net.stop()
+        report["violations"] = [{"check": v.check, "detail": v.detail} for v in violations]
+        report["verdict"] = "PASS" if not violations else "FAIL"
+        if not config.keep and not violations and config.directory is None:
+            shutil.rmtree(directory, ignore_errors=True)
+    return report
+
+
+def _sleep_sampling(net: Testnet, until: float, t0: float, samples: list[tuple[float, int]]) -> None:
+    """Sleep until the monotonic time ``until``, sampling the honest height every 0.5 s."""
+    while True:
+        now = time.monotonic()
+        h = _honest_height(net)
+        if h is not None:
+            samples.append((now - t0, h))
+        if now >= until:
+            return
+        time.sleep(min(0.5, until - now))
+
+
+def render(report: Mapping[str, Any]) -> str:
+    """The human summary of a chaos report."""
+    lines = [
+        f"chaos {report['verdict']}: seed {report['seed']}, {report['nodes']} {report['engine']} "
+        f"nodes, f = {report['f']}, faults at once <= {report['faults_max']}",
+        f"  faults injected:   {report.get('faults_injected', 0)} "
+        + " ".join(f"{x['kind']}{x['targets']}" for x in report.get("faults", [])),
+        f"  txs acknowledged:  {report.get('txs_acknowledged', 0)} "
+        f"(submitted {report.get('txs_submitted', 0)}, indeterminate "
+        f"{report.get('txs_indeterminate', 0)}, lost {report.get('txs_lost', 0)})",
+        f"  recovery after last heal: {report.get('recovery_s')} s; "
+        f"commit latency p50 {report.get('commit_latency_p50_s')} s",
+        f"  checked: {report.get('figures', {})}",
+        f"  replay: {report['command']}",
+    ]
+    lines += [f"  VIOLATION {v['check']}: {v['detail']}" for v in report["violations"]]
+    return "\n".join(lines)
+
