@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import os
 import signal
 import socket
@@ -268,6 +269,20 @@ def phalanx(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]
         [sys.executable, "-m", "cli", *args], capture_output=True, text=True, timeout=timeout,
         env=env, cwd=ROOT,
     )  # fmt: skip
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the command line in this process (same code as ``phalanx``, no interpreter start-up,
+    which costs seconds on a loaded machine); returns what a subprocess run would."""
+    from cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as e:  # argparse errors
+            code = int(e.code or 0)
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
 def address(key: PrivateKey) -> str:

@@ -15,7 +15,7 @@ from chain.keys import PrivateKey, format_address
 from chain.vm.abi import address_word
 from cli.cmd_query import find_field
 from node.config import load_config, write_config
-from tests.e2e.net import ROOT, Node, free_ports, phalanx, wait_until
+from tests.e2e.net import ROOT, Node, cli, free_ports, phalanx, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -46,8 +46,9 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Node, str]]:
         node.kill()
 
 
-def _cli(node: Node, *args: str) -> dict[str, Any]:
-    result = phalanx(*args, "--home", str(node.home), "--json")
+def _cli(node: Node, *args: str, subprocess: bool = False) -> dict[str, Any]:
+    run = phalanx if subprocess else cli
+    result = run(*args, "--home", str(node.home), "--json")
     assert result.returncode == 0, result.stderr + result.stdout
     doc: dict[str, Any] = json.loads(result.stdout)
     return doc
@@ -56,7 +57,7 @@ def _cli(node: Node, *args: str) -> dict[str, Any]:
 def test_init_and_start_take_a_transfer_at_once(dev: tuple[Node, str]) -> None:
     node, _ = dev
     to = format_address(b"\x42" * 20)
-    doc = _cli(node, "tx", "send", "--to", to, "--amount", "12345", "--wait")
+    doc = _cli(node, "tx", "send", "--to", to, "--amount", "12345", "--wait", subprocess=True)
     assert int(find_field(doc, "height")) >= 1
     account = _cli(node, "query", "account", to)
     assert int(find_field(account, "balance")) == 12345
@@ -83,7 +84,7 @@ def test_token_contract_deploy_call_and_read(dev: tuple[Node, str], tmp_path: Pa
     balance = _cli(node, "query", "call", contract, "--call", f"2 0x{friend.hex()}")
     assert int(str(find_field(balance, "return_data", "return", "output")), 16) == 250
 
-    broke = phalanx("tx", "call", contract, "--call", f"1 0x{friend.hex()} 2000000", "--wait",
+    broke = cli("tx", "call", contract, "--call", f"1 0x{friend.hex()} 2000000", "--wait",
                     "--home", str(node.home))  # fmt: skip
     assert broke.returncode == 1
     assert "FAILED" in broke.stdout and "reverted" in broke.stdout.lower()

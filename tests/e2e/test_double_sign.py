@@ -22,7 +22,7 @@ from consensus.pbft import decode_record
 from consensus.pbft.messages import Commit, Prepare, PrePrepare
 from node.client import RpcClient
 from node.wal import WriteAheadLog
-from tests.e2e.net import Network, address, make_network, phalanx, running, wait_until
+from tests.e2e.net import Network, address, cli, make_network, running, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -75,7 +75,7 @@ def test_a_validator_killed_after_persisting_does_not_sign_a_conflicting_vote(ne
     victim.env = {}
     victim.start()
     for amount in (1, 2, 3):
-        result = phalanx("tx", "send", "--key", str(net.user_key_files[0]), "--to",
+        result = cli("tx", "send", "--key", str(net.user_key_files[0]), "--to",
                          address(net.users[1]), "--amount", str(amount), "--wait", "--json",
                          "--node", net.urls((0, 2, 3)))  # fmt: skip
         assert result.returncode == 0, result.stderr

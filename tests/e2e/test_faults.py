@@ -14,7 +14,7 @@ import pytest
 
 from cli.cmd_query import find_field
 from node.client import RpcClient
-from tests.e2e.net import Network, address, make_network, phalanx, running
+from tests.e2e.net import Network, address, cli, make_network, running
 
 pytestmark = pytest.mark.e2e
 
@@ -28,7 +28,7 @@ def byzantine_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]
 
 
 def _send_wait(net: Network, user: int, amount: int, nodes: tuple[int, ...]) -> int:
-    result = phalanx("tx", "send", "--key", str(net.user_key_files[user]),
+    result = cli("tx", "send", "--key", str(net.user_key_files[user]),
                      "--to", address(net.users[1 - user]), "--amount", str(amount),
                      "--wait", "--json", "--node", net.urls(nodes))  # fmt: skip
     assert result.returncode == 0, result.stderr + result.stdout

@@ -22,7 +22,7 @@ from chain.tx import make_transaction
 from cli.cmd_query import find_field
 from node.client import RpcClient, RpcClientError
 from p2p.handshake import Handshake, Identity, Role
-from tests.e2e.net import Network, address, make_network, phalanx, running, wait_until
+from tests.e2e.net import Network, address, cli, make_network, phalanx, running, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -40,9 +40,11 @@ def _balance(node_url: str, who: str) -> int:
         return int(find_field(c.account(who), "balance"))
 
 
-def _send(net: Network, user: int, to: str, amount: int, *nodes: int) -> dict[str, Any]:
+def _send(net: Network, user: int, to: str, amount: int, *nodes: int,
+          subprocess: bool = False) -> dict[str, Any]:
     urls = net.urls(nodes or None)
-    result = phalanx("tx", "send", "--key", str(net.user_key_files[user]), "--to", to,
+    run = phalanx if subprocess else cli
+    result = run("tx", "send", "--key", str(net.user_key_files[user]), "--to", to,
                      "--amount", str(amount), "--wait", "--json", "--node", urls)  # fmt: skip
     assert result.returncode == 0, result.stderr + result.stdout
     doc: dict[str, Any] = json.loads(result.stdout)
@@ -68,8 +70,8 @@ def _block_hash(node_url: str, height: int) -> str:
 def test_four_validators_commit_transactions_sent_through_the_cli(net: Network) -> None:
     to = address(net.users[1])
     before = _balance(net.nodes[0].url, to)
-    first = _send(net, 0, to, 1000)
-    second = _send(net, 0, to, 234, 2, 3)
+    first = _send(net, 0, to, 1000, subprocess=True)
+    second = _send(net, 0, to, 234, 2, 3, subprocess=True)
     assert second["nonce"] == first["nonce"] + 1
     height = int(find_field(second, "height"))
     net.wait_height(height)
@@ -114,14 +116,14 @@ def test_bad_api_input_is_answered_with_clear_errors(net: Network) -> None:
     err = _rpc_error(url, "broadcast_tx_sync", {"tx": "0xzz"})
     assert err.code in (-32602,) or "ENCODING" in err.message.upper()
     # A nonce already used: send one for real first.
-    result = phalanx("tx", "send", "--key", str(net.user_key_files[2]), "--to",
+    result = cli("tx", "send", "--key", str(net.user_key_files[2]), "--to",
                      address(net.users[0]), "--amount", "1", "--wait", "--node", url)  # fmt: skip
     assert result.returncode == 0, result.stderr
     stale = make_transaction(user, **{**good, "amount": 2})
-    cli = phalanx("tx", "send", "--key", str(net.user_key_files[2]), "--to",
+    rejected = cli("tx", "send", "--key", str(net.user_key_files[2]), "--to",
                   address(net.users[0]), "--amount", "2", "--nonce", str(nonce), "--node", url)  # fmt: skip
-    assert cli.returncode == 1
-    assert cli.stderr.startswith("error: rejected: NONCE_TOO_LOW"), cli.stderr
+    assert rejected.returncode == 1
+    assert rejected.stderr.startswith("error: rejected: NONCE_TOO_LOW"), rejected.stderr
     err = _rpc_error(url, "broadcast_tx_sync", {"tx": "0x" + stale.encoded.hex()})
     assert "NONCE_TOO_LOW" in err.message.upper()
     _send(net, 2, address(net.users[0]), 5, 1)  # and the node still commits
