@@ -49,6 +49,12 @@ def register(subparsers: Any) -> None:
                    help="worker processes for a --seeds sweep (text output; default 1)")
     p.add_argument("--trace", action="store_true", help="print the event trace of the run")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--algo", default=None, metavar="NAME",
+                   help="simulate a classic algorithm instead of an engine: lamport | vector | "
+                        "bracha | causal | ricart-agrawala | lamport-mutex | ring | bully")
+    p.add_argument("--control", default="", metavar="NAME",
+                   help="with --algo: a negative control that breaks one assumption "
+                        "(e.g. lost-token, greedy, dropped-reply, over-f, no-holdback)")
     p.set_defaults(func=_run)
 
 
@@ -67,6 +73,11 @@ def _run(args: argparse.Namespace) -> int:
     seeds = args.seeds if args.seeds is not None else range(args.seed, args.seed + 1)
     if len(seeds) == 0:
         raise ValueError("empty seed range")
+    if getattr(args, "algo", None):
+        from testnet.sim.algos.report import run_cli
+
+        return run_cli(args.algo, seeds, args.nodes, args.control, args.ticks,
+                       as_json=args.json, trace=args.trace)
     if len(seeds) > 1 and args.jobs > 1 and not (args.json or args.trace):
         return _parallel_sweep(args, seeds)
     worst = 0

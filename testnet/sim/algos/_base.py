@@ -50,7 +50,7 @@ class AlgoConfig:
     nodes: int = 4
     control: str = ""
     byzantine: int | None = None
-    ticks: int = 400
+    ticks: int = 200
     keep_trace: bool = False
 
     def replay_command(self) -> str:
@@ -58,7 +58,7 @@ class AlgoConfig:
                  "--seed", str(self.seed)]
         if self.control:
             parts += ["--control", self.control]
-        if self.ticks != 400:
+        if self.ticks != 200:
             parts += ["--ticks", str(self.ticks)]
         return shlex.join(parts)
 

@@ -115,6 +115,7 @@ def run_election(cfg: AlgoConfig) -> AlgoResult:
         m = len(live())
         msgs = loop.messages_sent() - start_msgs
         result.counts[f"{name}_messages"] = msgs
+        result.figures[f"{name}_messages"] = float(msgs)
         result.counts[f"{name}_ticks"] = loop.tick - start_tick
         result.counts[f"{name}_live"] = m
         if ring:
