@@ -271,3 +271,12 @@ class ReplicaCore:
 
     def _enqueue(self, value: bytes, digest: bytes, out: Output) -> None:
         raise NotImplementedError
+
+    def _forward_pending(self, out: Output) -> None:
+        raise NotImplementedError
+
+    def _checkpoints_to_resend(self) -> list[Checkpoint]:
+        raise NotImplementedError
+
+    def _stable_proof_for(self, node: NodeId) -> tuple[Checkpoint, ...]:
+        raise NotImplementedError

@@ -34,9 +34,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-import rlp
-
 from consensus.contract import InvalidMessage, NodeId, Signer, Verifier
+from consensus.pbft._codec import (
+    HASH_BYTES,
+    SIG_BYTES,
+    check_hash,
+    check_sig,
+    check_uint,
+    parse_bytes,
+    parse_list,
+    parse_uint,
+    rlp_encode,
+    strict_rlp,
+    u,
+)
 from consensus.pbft.config import DEFAULT_INSTANCE_TAG
 
 __all__ = [
@@ -71,79 +82,6 @@ VALUE_BYTES_MAX = 8 * 1024 * 1024
 VOTES_MAX = 1024
 #: Most prepared certificates in a view change, and pre-prepares in a new view.
 SLOTS_MAX = 4096
-_UINT_BYTES_MAX = 8
-_SIG_BYTES = 64
-_HASH_BYTES = 32
-
-
-# --- field codecs ------------------------------------------------------------------------
-
-
-def _rlp(item: Any) -> bytes:
-    """Canonical RLP of nested lists of bytes (the same bytes as ``rlp.encode``, faster)."""
-    if isinstance(item, bytes):
-        n = len(item)
-        if n == 1 and item[0] < 0x80:
-            return item
-        return _prefix(n, 0x80) + item
-    payload = b"".join([_rlp(x) for x in item])
-    return _prefix(len(payload), 0xC0) + payload
-
-
-def _prefix(length: int, offset: int) -> bytes:
-    if length < 56:
-        return bytes((offset + length,))
-    size = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes((offset + 55 + len(size),)) + size
-
-
-def _u(value: int) -> bytes:
-    return b"" if value == 0 else value.to_bytes((value.bit_length() + 7) // 8, "big")
-
-
-def _parse_uint(item: Any, what: str) -> int:
-    if not isinstance(item, bytes):
-        raise InvalidMessage(f"{what}: expected an integer, got a list")
-    if len(item) > _UINT_BYTES_MAX:
-        raise InvalidMessage(f"{what}: integer too large")
-    if item[:1] == b"\x00":
-        raise InvalidMessage(f"{what}: integer with a leading zero byte")
-    return int.from_bytes(item, "big")
-
-
-def _parse_bytes(item: Any, what: str, *, exact: int | None = None, max_len: int | None = None) -> bytes:
-    if not isinstance(item, bytes):
-        raise InvalidMessage(f"{what}: expected bytes, got a list")
-    if exact is not None and len(item) != exact:
-        raise InvalidMessage(f"{what}: expected {exact} bytes, got {len(item)}")
-    if max_len is not None and len(item) > max_len:
-        raise InvalidMessage(f"{what}: {len(item)} bytes exceeds {max_len}")
-    return item
-
-
-def _parse_list(item: Any, what: str, *, length: int | None = None, max_len: int | None = None) -> list[Any]:
-    if not isinstance(item, list):
-        raise InvalidMessage(f"{what}: expected a list")
-    if length is not None and len(item) != length:
-        raise InvalidMessage(f"{what}: expected {length} items, got {len(item)}")
-    if max_len is not None and len(item) > max_len:
-        raise InvalidMessage(f"{what}: {len(item)} items exceeds {max_len}")
-    return item
-
-
-def _check_uint(value: int, what: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 64:
-        raise ValueError(f"{what} must be an unsigned 64-bit int, got {value!r}")
-
-
-def _check_sig(sig: bytes) -> None:
-    if not isinstance(sig, bytes) or len(sig) not in (0, _SIG_BYTES):
-        raise ValueError("signature must be b'' (unsigned) or 64 bytes")
-
-
-def _check_hash(h: bytes, what: str) -> None:
-    if not isinstance(h, bytes) or len(h) != _HASH_BYTES:
-        raise ValueError(f"{what} must be {_HASH_BYTES} bytes")
 
 
 # --- the signed message base -------------------------------------------------------------
@@ -163,17 +101,17 @@ class SignedMessage:
     def _body(self) -> list[Any]:
         raise NotImplementedError
 
-    def to_rlp(self) -> list[Any]:
+    def torlp_encode(self) -> list[Any]:
         """The RLP structure ``[kind, body, sender, signature]``."""
-        return [_u(self.KIND), self._body(), _u(self.sender), self.signature]
+        return [u(self.KIND), self._body(), u(self.sender), self.signature]
 
     def encode(self) -> bytes:
         """Canonical bytes on the wire."""
-        return _rlp(self.to_rlp())
+        return rlp_encode(self.torlp_encode())
 
     def signing_bytes(self, instance_tag: bytes = DEFAULT_INSTANCE_TAG) -> bytes:
         """RLP ``[instance_tag, kind, body, sender]`` (the signature is over DOMAIN_TAG + this)."""
-        return _rlp([instance_tag, _u(self.KIND), self._body(), _u(self.sender)])
+        return rlp_encode([instance_tag, u(self.KIND), self._body(), u(self.sender)])
 
     def signed_bytes(self, instance_tag: bytes = DEFAULT_INSTANCE_TAG) -> bytes:
         """The exact bytes the sender signs (memoised per message: every receiver verifies)."""
@@ -196,7 +134,7 @@ class SignedMessage:
 def _check_common(sender: int, signature: bytes) -> None:
     if isinstance(sender, bool) or not isinstance(sender, int) or not 0 <= sender < 1 << 32:
         raise ValueError(f"sender must be a 32-bit node id, got {sender!r}")
-    _check_sig(signature)
+    check_sig(signature)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,24 +151,24 @@ class PrePrepare(SignedMessage):
     _signed_cache: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _check_uint(self.view, "view")
-        _check_uint(self.seq, "seq")
-        _check_hash(self.digest, "digest")
+        check_uint(self.view, "view")
+        check_uint(self.seq, "seq")
+        check_hash(self.digest, "digest")
         if not isinstance(self.value, bytes):
             raise ValueError("value must be bytes")
         _check_common(self.sender, self.signature)
 
     def _body(self) -> list[Any]:
-        return [_u(self.view), _u(self.seq), self.digest, self.value]
+        return [u(self.view), u(self.seq), self.digest, self.value]
 
     @classmethod
     def _from_body(cls, body: list[Any], sender: NodeId, sig: bytes) -> PrePrepare:
-        view, seq, digest, value = _parse_list(body, "PrePrepare", length=4)
+        view, seq, digest, value = parse_list(body, "PrePrepare", length=4)
         return cls(
-            _parse_uint(view, "view"),
-            _parse_uint(seq, "seq"),
-            _parse_bytes(digest, "digest", exact=_HASH_BYTES),
-            _parse_bytes(value, "value", max_len=VALUE_BYTES_MAX),
+            parse_uint(view, "view"),
+            parse_uint(seq, "seq"),
+            parse_bytes(digest, "digest", exact=HASH_BYTES),
+            parse_bytes(value, "value", max_len=VALUE_BYTES_MAX),
             sender,
             sig,
         )
@@ -249,21 +187,21 @@ class Prepare(SignedMessage):
     _signed_cache: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _check_uint(self.view, "view")
-        _check_uint(self.seq, "seq")
-        _check_hash(self.digest, "digest")
+        check_uint(self.view, "view")
+        check_uint(self.seq, "seq")
+        check_hash(self.digest, "digest")
         _check_common(self.sender, self.signature)
 
     def _body(self) -> list[Any]:
-        return [_u(self.view), _u(self.seq), self.digest]
+        return [u(self.view), u(self.seq), self.digest]
 
     @classmethod
     def _from_body(cls, body: list[Any], sender: NodeId, sig: bytes) -> Prepare:
-        view, seq, digest = _parse_list(body, "Prepare", length=3)
+        view, seq, digest = parse_list(body, "Prepare", length=3)
         return cls(
-            _parse_uint(view, "view"),
-            _parse_uint(seq, "seq"),
-            _parse_bytes(digest, "digest", exact=_HASH_BYTES),
+            parse_uint(view, "view"),
+            parse_uint(seq, "seq"),
+            parse_bytes(digest, "digest", exact=HASH_BYTES),
             sender,
             sig,
         )
@@ -282,21 +220,21 @@ class Commit(SignedMessage):
     _signed_cache: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _check_uint(self.view, "view")
-        _check_uint(self.seq, "seq")
-        _check_hash(self.digest, "digest")
+        check_uint(self.view, "view")
+        check_uint(self.seq, "seq")
+        check_hash(self.digest, "digest")
         _check_common(self.sender, self.signature)
 
     def _body(self) -> list[Any]:
-        return [_u(self.view), _u(self.seq), self.digest]
+        return [u(self.view), u(self.seq), self.digest]
 
     @classmethod
     def _from_body(cls, body: list[Any], sender: NodeId, sig: bytes) -> Commit:
-        view, seq, digest = _parse_list(body, "Commit", length=3)
+        view, seq, digest = parse_list(body, "Commit", length=3)
         return cls(
-            _parse_uint(view, "view"),
-            _parse_uint(seq, "seq"),
-            _parse_bytes(digest, "digest", exact=_HASH_BYTES),
+            parse_uint(view, "view"),
+            parse_uint(seq, "seq"),
+            parse_bytes(digest, "digest", exact=HASH_BYTES),
             sender,
             sig,
         )
@@ -314,17 +252,17 @@ class Checkpoint(SignedMessage):
     _signed_cache: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _check_uint(self.seq, "seq")
-        _check_hash(self.state_root, "state_root")
+        check_uint(self.seq, "seq")
+        check_hash(self.state_root, "state_root")
         _check_common(self.sender, self.signature)
 
     def _body(self) -> list[Any]:
-        return [_u(self.seq), self.state_root]
+        return [u(self.seq), self.state_root]
 
     @classmethod
     def _from_body(cls, body: list[Any], sender: NodeId, sig: bytes) -> Checkpoint:
-        seq, root = _parse_list(body, "Checkpoint", length=2)
-        return cls(_parse_uint(seq, "seq"), _parse_bytes(root, "state_root", exact=_HASH_BYTES), sender, sig)
+        seq, root = parse_list(body, "Checkpoint", length=2)
+        return cls(parse_uint(seq, "seq"), parse_bytes(root, "state_root", exact=HASH_BYTES), sender, sig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,11 +273,11 @@ class PreparedCert:
     pre_prepare: PrePrepare
     prepares: tuple[Prepare, ...]
 
-    def to_rlp(self) -> list[Any]:
-        return [self.pre_prepare.to_rlp(), [p.to_rlp() for p in self.prepares]]
+    def torlp_encode(self) -> list[Any]:
+        return [self.pre_prepare.torlp_encode(), [p.torlp_encode() for p in self.prepares]]
 
     def encode(self) -> bytes:
-        return _rlp([_u(self.KIND), self.to_rlp()])
+        return rlp_encode([u(self.KIND), self.torlp_encode()])
 
     @property
     def view(self) -> int:
@@ -354,10 +292,10 @@ class PreparedCert:
         return self.pre_prepare.digest
 
     @classmethod
-    def from_rlp(cls, item: Any) -> PreparedCert:
-        pp_item, preps = _parse_list(item, "PreparedCert", length=2)
+    def fromrlp_encode(cls, item: Any) -> PreparedCert:
+        pp_item, preps = parse_list(item, "PreparedCert", length=2)
         pp = _decode_signed(pp_item, PrePrepare)
-        prepares = tuple(_decode_signed(p, Prepare) for p in _parse_list(preps, "prepares", max_len=VOTES_MAX))
+        prepares = tuple(_decode_signed(p, Prepare) for p in parse_list(preps, "prepares", max_len=VOTES_MAX))
         return cls(pp, prepares)
 
 
@@ -370,19 +308,19 @@ class CheckpointProof:
     state_root: bytes
     checkpoints: tuple[Checkpoint, ...]
 
-    def to_rlp(self) -> list[Any]:
-        return [_u(self.seq), self.state_root, [c.to_rlp() for c in self.checkpoints]]
+    def torlp_encode(self) -> list[Any]:
+        return [u(self.seq), self.state_root, [c.torlp_encode() for c in self.checkpoints]]
 
     def encode(self) -> bytes:
-        return _rlp([_u(self.KIND), self.to_rlp()])
+        return rlp_encode([u(self.KIND), self.torlp_encode()])
 
     @classmethod
-    def from_rlp(cls, item: Any) -> CheckpointProof:
-        seq, root, cps = _parse_list(item, "CheckpointProof", length=3)
+    def fromrlp_encode(cls, item: Any) -> CheckpointProof:
+        seq, root, cps = parse_list(item, "CheckpointProof", length=3)
         return cls(
-            _parse_uint(seq, "seq"),
-            _parse_bytes(root, "state_root", exact=_HASH_BYTES),
-            tuple(_decode_signed(c, Checkpoint) for c in _parse_list(cps, "checkpoints", max_len=VOTES_MAX)),
+            parse_uint(seq, "seq"),
+            parse_bytes(root, "state_root", exact=HASH_BYTES),
+            tuple(_decode_signed(c, Checkpoint) for c in parse_list(cps, "checkpoints", max_len=VOTES_MAX)),
         )
 
 
@@ -403,26 +341,26 @@ class ViewChange(SignedMessage):
     _signed_cache: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _check_uint(self.new_view, "new_view")
-        _check_uint(self.stable_seq, "stable_seq")
+        check_uint(self.new_view, "new_view")
+        check_uint(self.stable_seq, "stable_seq")
         _check_common(self.sender, self.signature)
 
     def _body(self) -> list[Any]:
         return [
-            _u(self.new_view),
-            _u(self.stable_seq),
-            [c.to_rlp() for c in self.checkpoint_proof],
-            [p.to_rlp() for p in self.prepared],
+            u(self.new_view),
+            u(self.stable_seq),
+            [c.torlp_encode() for c in self.checkpoint_proof],
+            [p.torlp_encode() for p in self.prepared],
         ]
 
     @classmethod
     def _from_body(cls, body: list[Any], sender: NodeId, sig: bytes) -> ViewChange:
-        nv, ss, cps, prepared = _parse_list(body, "ViewChange", length=4)
+        nv, ss, cps, prepared = parse_list(body, "ViewChange", length=4)
         return cls(
-            _parse_uint(nv, "new_view"),
-            _parse_uint(ss, "stable_seq"),
-            tuple(_decode_signed(c, Checkpoint) for c in _parse_list(cps, "checkpoint_proof", max_len=VOTES_MAX)),
-            tuple(PreparedCert.from_rlp(p) for p in _parse_list(prepared, "prepared", max_len=SLOTS_MAX)),
+            parse_uint(nv, "new_view"),
+            parse_uint(ss, "stable_seq"),
+            tuple(_decode_signed(c, Checkpoint) for c in parse_list(cps, "checkpoint_proof", max_len=VOTES_MAX)),
+            tuple(PreparedCert.fromrlp_encode(p) for p in parse_list(prepared, "prepared", max_len=SLOTS_MAX)),
             sender,
             sig,
         )
@@ -441,19 +379,19 @@ class NewView(SignedMessage):
     _signed_cache: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _check_uint(self.view, "view")
+        check_uint(self.view, "view")
         _check_common(self.sender, self.signature)
 
     def _body(self) -> list[Any]:
-        return [_u(self.view), [v.to_rlp() for v in self.view_changes], [p.to_rlp() for p in self.pre_prepares]]
+        return [u(self.view), [v.torlp_encode() for v in self.view_changes], [p.torlp_encode() for p in self.pre_prepares]]
 
     @classmethod
     def _from_body(cls, body: list[Any], sender: NodeId, sig: bytes) -> NewView:
-        view, vcs, pps = _parse_list(body, "NewView", length=3)
+        view, vcs, pps = parse_list(body, "NewView", length=3)
         return cls(
-            _parse_uint(view, "view"),
-            tuple(_decode_signed(v, ViewChange) for v in _parse_list(vcs, "view_changes", max_len=VOTES_MAX)),
-            tuple(_decode_signed(p, PrePrepare) for p in _parse_list(pps, "pre_prepares", max_len=SLOTS_MAX)),
+            parse_uint(view, "view"),
+            tuple(_decode_signed(v, ViewChange) for v in parse_list(vcs, "view_changes", max_len=VOTES_MAX)),
+            tuple(_decode_signed(p, PrePrepare) for p in parse_list(pps, "pre_prepares", max_len=SLOTS_MAX)),
             sender,
             sig,
         )
@@ -479,8 +417,8 @@ class Request(SignedMessage):
 
     @classmethod
     def _from_body(cls, body: list[Any], sender: NodeId, sig: bytes) -> Request:
-        (value,) = _parse_list(body, "Request", length=1)
-        return cls(_parse_bytes(value, "value", max_len=VALUE_BYTES_MAX), sender, sig)
+        (value,) = parse_list(body, "Request", length=1)
+        return cls(parse_bytes(value, "value", max_len=VALUE_BYTES_MAX), sender, sig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -496,19 +434,19 @@ class Status(SignedMessage):
     _signed_cache: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _check_uint(self.view, "view")
-        _check_uint(self.last_executed, "last_executed")
-        _check_uint(self.stable_seq, "stable_seq")
+        check_uint(self.view, "view")
+        check_uint(self.last_executed, "last_executed")
+        check_uint(self.stable_seq, "stable_seq")
         _check_common(self.sender, self.signature)
 
     def _body(self) -> list[Any]:
-        return [_u(self.view), _u(self.last_executed), _u(self.stable_seq)]
+        return [u(self.view), u(self.last_executed), u(self.stable_seq)]
 
     @classmethod
     def _from_body(cls, body: list[Any], sender: NodeId, sig: bytes) -> Status:
-        view, last, stable = _parse_list(body, "Status", length=3)
+        view, last, stable = parse_list(body, "Status", length=3)
         return cls(
-            _parse_uint(view, "view"), _parse_uint(last, "last_executed"), _parse_uint(stable, "stable_seq"), sender, sig
+            parse_uint(view, "view"), parse_uint(last, "last_executed"), parse_uint(stable, "stable_seq"), sender, sig
         )
 
 
@@ -525,21 +463,21 @@ class CommittedProof(SignedMessage):
     _signed_cache: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _check_uint(self.seq, "seq")
+        check_uint(self.seq, "seq")
         if not isinstance(self.value, bytes):
             raise ValueError("value must be bytes")
         _check_common(self.sender, self.signature)
 
     def _body(self) -> list[Any]:
-        return [_u(self.seq), self.value, [c.to_rlp() for c in self.commits]]
+        return [u(self.seq), self.value, [c.torlp_encode() for c in self.commits]]
 
     @classmethod
     def _from_body(cls, body: list[Any], sender: NodeId, sig: bytes) -> CommittedProof:
-        seq, value, commits = _parse_list(body, "CommittedProof", length=3)
+        seq, value, commits = parse_list(body, "CommittedProof", length=3)
         return cls(
-            _parse_uint(seq, "seq"),
-            _parse_bytes(value, "value", max_len=VALUE_BYTES_MAX),
-            tuple(_decode_signed(c, Commit) for c in _parse_list(commits, "commits", max_len=VOTES_MAX)),
+            parse_uint(seq, "seq"),
+            parse_bytes(value, "value", max_len=VALUE_BYTES_MAX),
+            tuple(_decode_signed(c, Commit) for c in parse_list(commits, "commits", max_len=VOTES_MAX)),
             sender,
             sig,
         )
@@ -558,37 +496,22 @@ _T = TypeVar("_T")
 
 
 def _decode_signed(item: Any, cls: type[_T] | None) -> _T:
-    kind_b, body, sender_b, sig_b = _parse_list(item, "message", length=4)
-    kind = _parse_uint(kind_b, "kind")
+    kind_b, body, sender_b, sig_b = parse_list(item, "message", length=4)
+    kind = parse_uint(kind_b, "kind")
     mcls = _MESSAGE_TYPES.get(kind)
     if mcls is None:
         raise InvalidMessage(f"unknown message kind {kind}")
     if cls is not None and mcls is not cls:
         raise InvalidMessage(f"expected {cls.__name__}, got {mcls.__name__}")
-    sender = _parse_uint(sender_b, "sender")
+    sender = parse_uint(sender_b, "sender")
     if sender >= 1 << 32:
         raise InvalidMessage("sender id out of range")
-    sig = _parse_bytes(sig_b, "signature", exact=_SIG_BYTES)
+    sig = parse_bytes(sig_b, "signature", exact=SIG_BYTES)
     try:
         msg: _T = mcls._from_body(body, NodeId(sender), sig)
     except ValueError as e:  # a constructor check (field out of range)
         raise InvalidMessage(f"{mcls.__name__}: {e}") from e
     return msg
-
-
-def _strict_rlp(data: bytes) -> Any:
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise InvalidMessage(f"expected bytes, got {type(data).__name__}")
-    data = bytes(data)
-    if len(data) > MESSAGE_BYTES_MAX:
-        raise InvalidMessage(f"{len(data)} bytes exceeds the {MESSAGE_BYTES_MAX}-byte limit")
-    try:
-        item = rlp.decode(data, strict=True)
-    except (rlp.DecodingError, rlp.DeserializationError, RecursionError, ValueError, TypeError, IndexError) as e:
-        raise InvalidMessage(f"malformed RLP: {e}") from e
-    if rlp.encode(item) != data:
-        raise InvalidMessage("non-canonical RLP encoding")
-    return item
 
 
 def decode_message(data: bytes) -> PbftMessage:
@@ -603,7 +526,7 @@ def decode_message(data: bytes) -> PbftMessage:
     Raises:
         InvalidMessage: malformed, non-canonical, oversized, unknown kind or bad field.
     """
-    msg: PbftMessage = _decode_signed(_strict_rlp(data), None)
+    msg: PbftMessage = _decode_signed(strict_rlp(data, MESSAGE_BYTES_MAX), None)
     return msg
 
 
@@ -613,14 +536,14 @@ def decode_record(data: bytes) -> PbftMessage | PreparedCert | CheckpointProof:
     Raises:
         InvalidMessage: the bytes are not a valid record.
     """
-    item = _strict_rlp(data)
+    item = strict_rlp(data, MESSAGE_BYTES_MAX)
     if isinstance(item, list) and len(item) == 2:
-        kind = _parse_uint(item[0], "kind")
+        kind = parse_uint(item[0], "kind")
         rcls = _RECORD_TYPES.get(kind)
         if rcls is None:
             raise InvalidMessage(f"unknown record kind {kind}")
         try:
-            record: PreparedCert | CheckpointProof = rcls.from_rlp(item[1])
+            record: PreparedCert | CheckpointProof = rcls.fromrlp_encode(item[1])
         except ValueError as e:
             raise InvalidMessage(f"{rcls.__name__}: {e}") from e
         return record
@@ -644,7 +567,7 @@ def sign_message(msg: _S, signer: Signer, instance_tag: bytes = DEFAULT_INSTANCE
 
 def verify_message(msg: SignedMessage, verifier: Verifier, instance_tag: bytes = DEFAULT_INSTANCE_TAG) -> bool:
     """True iff ``msg.signature`` is its sender's valid signature (only this message, not nested ones)."""
-    if len(msg.signature) != _SIG_BYTES:
+    if len(msg.signature) != SIG_BYTES:
         return False
     return verifier.verify(msg.sender, msg.signed_bytes(instance_tag), msg.signature)
 
