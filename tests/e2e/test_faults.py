@@ -69,12 +69,13 @@ def paxos_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
 def test_paxos_on_three_nodes_keeps_committing_after_one_crash(paxos_net: Network) -> None:
     net = paxos_net
     _send_wait(net, 0, 5, (0, 1, 2))
-    for victim in (0, 2):  # the first leader (lowest index or highest: both are covered)
-        net.nodes[victim].kill()
-        alive = tuple(i for i in range(3) if i != victim)
-        height = _send_wait(net, 1, 7, alive)
-        net.wait_height(height + 1, only=alive)
-        assert len({tuple(_hashes(net, i, range(1, height + 1))) for i in alive}) == 1
-        net.nodes[victim].start()
-        net.wait_height(height + 1, timeout=90, only=(victim,))
-        assert _hashes(net, victim, range(1, height + 1)) == _hashes(net, alive[0], range(1, height + 1))
+    with RpcClient(net.nodes[0].url) as c:
+        leader = c.status().get("primary")
+    victim = int(leader) if isinstance(leader, int) else 2  # the leader: the hard case
+    net.nodes[victim].kill()
+    alive = tuple(i for i in range(3) if i != victim)
+    height = _send_wait(net, 1, 7, alive)
+    height = max(height, _send_wait(net, 0, 8, alive))
+    net.wait_height(height, only=alive)
+    assert len({tuple(_hashes(net, i, range(1, height + 1))) for i in alive}) == 1
+    assert len({tuple(_balances(net, i)) for i in alive}) == 1
