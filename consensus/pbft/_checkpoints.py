@@ -39,6 +39,13 @@ class CheckpointMixin(ReplicaCore):
             self.last_executed = seq
             self._last_applied = seq
             self._delivery_base = seq
+            # Values we were waiting for may be inside the installed state (which carries no
+            # per-value deliveries): forget them rather than let them run the view timer.
+            # Peers that still wait for one keep it pending, so censorship is still caught.
+            if self._pending:
+                self._dropped["pending-dropped-by-state-transfer"] += len(self._pending)
+                self._pending.clear()
+                self._pending_forwards.clear()
             target = self._state_target
             if target is not None and target.seq == seq and target.state_root == root:
                 self._make_stable(target, out)

@@ -442,3 +442,20 @@ def test_one_peer_cannot_fill_the_buffer_of_future_view_messages() -> None:
     out = feed(replica, keys.sign(NewView(1, vcs, o_set, keys.signers[1].node_id)))
     assert replica.view == 1
     assert [(c.view, c.seq) for c in sent_of(out, Commit)] == [(1, 1)]
+
+
+def test_state_transfer_clears_pending_values_so_they_cannot_force_view_changes() -> None:
+    replica, keys = lone_replica(node=3, view_timeout_ticks=5, checkpoint_interval=2)  # H = 4
+    replica.step(Propose(b"mine"))  # pending, forwarded to the others
+    assert replica.statistics().pending == 1 and replica.statistics().timer_deadline is not None
+    proof = [keys.checkpoint(10, ROOT_A, sender=s) for s in (0, 1, 2)]
+    out = None
+    for cp in proof:
+        out = feed(replica, cp)
+    assert out is not None and [w.seq for w in out.wants] == [10]
+    replica.step(Applied(10, ROOT_A))  # the driver installed the state at 10
+    stats = replica.statistics()
+    assert (stats.last_executed, stats.stable_checkpoint, stats.pending) == (10, 10, 0)
+    assert stats.timer_deadline is None
+    for t in range(1, 30):
+        assert not sent_of(replica.step(Tick(t)), ViewChange)
