@@ -248,7 +248,7 @@ def test_bad_commitment_length_is_rejected() -> None:
         StateDB(MemoryDB(), b"short")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     nonce=st.integers(0, U64),
     balance=st.one_of(st.integers(0, 1000), st.integers(0, U256)),

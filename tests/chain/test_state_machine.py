@@ -250,5 +250,5 @@ class StateMachine(RuleBasedStateMachine):
                 assert self.state.get_storage(addr, slot) == expected
 
 
-StateMachine.TestCase.settings = settings(max_examples=120, stateful_step_count=40, deadline=None)
+StateMachine.TestCase.settings = settings(max_examples=80, stateful_step_count=40, deadline=None)
 TestStateMachine = StateMachine.TestCase
