@@ -18,7 +18,11 @@ timer, so a primary that ignores requests is replaced, and whichever replica bec
 proposes the pending values.
 
 Checkpoints, garbage collection and state transfer live in :mod:`._checkpoints`; view change
-in :mod:`._viewchange`; proof checks in :mod:`._proofs`.
+in :mod:`._viewchange`; retransmission, catch-up and restore in :mod:`._recovery`; proof
+checks in :mod:`._proofs`; the log of one sequence number in :mod:`._log`.
+
+Not every signed message is a vote: ``Status``, ``Request`` and ``CommittedProof`` carry no
+promise and are not persisted (the first two are re-signed when re-sent).
 
 Catch-up: every ``retransmit_ticks`` each replica re-sends its own messages for unfinished
 sequence numbers (bounded) and a signed ``Status``. A peer that is ahead answers with
