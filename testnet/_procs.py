@@ -28,6 +28,7 @@ __all__ = [
     "send_signal",
     "spawn",
     "stop_pid",
+    "stop_pids",
 ]
 
 
@@ -119,18 +120,27 @@ def send_signal(pid: int, sig: int) -> bool:
 
 def stop_pid(pid: int, grace: float = 10.0) -> None:
     """SIGCONT + SIGTERM, wait up to ``grace`` seconds, then SIGKILL."""
-    if not pid_alive(pid):
-        return
-    send_signal(pid, signal.SIGCONT)
-    send_signal(pid, signal.SIGTERM)
+    stop_pids([pid], grace)
+
+
+def stop_pids(pids: Sequence[int], grace: float = 10.0) -> None:
+    """Stop several processes at once: SIGTERM to all, one shared grace period, then SIGKILL."""
+    live = [pid for pid in pids if pid_alive(pid)]
+    for pid in live:
+        send_signal(pid, signal.SIGCONT)
+        send_signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if not pid_alive(pid):
-            return
-        time.sleep(0.05)
-    send_signal(pid, signal.SIGKILL)
+    while live and time.monotonic() < deadline:
+        live = [pid for pid in live if pid_alive(pid)]
+        if live:
+            time.sleep(0.05)
+    for pid in live:
+        send_signal(pid, signal.SIGKILL)
     deadline = time.monotonic() + 5.0
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    with contextlib.suppress(KeyError):
-        _CHILDREN[pid].poll()
+    while live and time.monotonic() < deadline:
+        live = [pid for pid in live if pid_alive(pid)]
+        if live:
+            time.sleep(0.05)
+    for pid in pids:
+        with contextlib.suppress(KeyError):
+            _CHILDREN[pid].poll()

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 
 from testnet._layout import Layout, LayoutError, NodeSpec, generate, load_layout
-from testnet._procs import pid_alive, pid_stopped, send_signal, spawn, stop_pid
+from testnet._procs import pid_alive, pid_stopped, send_signal, spawn, stop_pid, stop_pids
 from testnet.proxy import ProxyControl
 
 __all__ = ["Testnet", "TestnetError", "merged_logs"]
@@ -105,8 +105,8 @@ class Testnet:
 
     def stop(self) -> None:
         """Stop every node and the proxy cleanly (SIGTERM, SIGKILL after a grace period)."""
+        stop_pids([node.pid for node in self.layout.nodes])
         for node in self.layout.nodes:
-            stop_pid(node.pid)
             node.pid = 0
         if self.layout.proxy_pid:
             stop_pid(self.layout.proxy_pid, grace=3.0)
