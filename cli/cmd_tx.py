@@ -125,9 +125,9 @@ def _submit(args: argparse.Namespace, *, to: bytes, amount: int, data: bytes, wh
     except NodeUnreachableError as e:
         raise CliError(e.message, 1) from None
     except RpcClientError as e:
-        if e.code in (-32700, -32600, -32601, -32603) or e.code < -32099:
-            raise CliError(f"node error {e.code}: {e.message}", 1) from None
-        raise CliError(f"rejected: {rejection_text(e.message, e.data)}", 1) from None
+        if isinstance(e.data, dict) and e.data.get("reason"):  # a typed rejection
+            raise CliError(f"rejected: {rejection_text(e.message, e.data)}", 1) from None
+        raise CliError(f"node error {e.code}: {e.message}", 1) from None
     finally:
         client.close()
     out: dict[str, Any] = {"hash": tx_hash, "from": sender, "nonce": nonce, "kind": what}

@@ -42,6 +42,8 @@ class FakeNode:
         self.calls.append((method, params))
         try:
             result = getattr(self, "rpc_" + method)(**params)
+        except _Timeout as e:
+            return _answer(body["id"], error={"code": -32002, "message": str(e)})
         except _Reject as e:
             return _answer(body["id"], error={"code": -32010, "message": str(e),
                                               "data": {"reason": e.reason}})  # fmt: skip
@@ -106,6 +108,10 @@ class FakeNode:
     def rpc_call(self, to: str, data: str, sender: str | None = None) -> Any:
         return {"success": True, "gas_used": 300, "return_data": "0x" + "00" * 31 + "2a", "to": to,
                 "data": data}
+
+
+class _Timeout(Exception):
+    pass
 
 
 class _Reject(Exception):
@@ -277,6 +283,22 @@ def test_tx_send_rejection_is_one_clear_line(
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert err == "error: rejected: NONCE_TOO_LOW: nonce 2 is used; the next nonce is 5\n"
+
+
+def test_tx_send_wait_timeout_is_not_called_a_rejection(
+    node: FakeNode, key_file: tuple[Path, PrivateKey], capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    def slow(tx: str, timeout: float = 30) -> Any:
+        raise _Timeout(f"transaction 0x12 not committed within {timeout:g} s")
+
+    monkeypatch.setattr(node, "rpc_broadcast_tx_commit", slow)
+    path, _ = key_file
+    argv = ["tx", "send", "--key", str(path), "--to", "0x" + "01" * 20, "--amount", "1",
+            "--wait", "--wait-timeout", "5", *NODE]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err == "error: node error -32002: transaction 0x12 not committed within 5 s\n"
 
 
 def test_tx_send_failed_receipt_exits_non_zero(

@@ -205,7 +205,7 @@ def make_network(
     users: int = 2,
     block_time_ms: int = 100,
     tick_ms: int = 50,
-    view_timeout_ticks: int = 30,
+    view_timeout_ticks: int = 60,
     checkpoint_interval: int = 10,
     genesis_engine_params: dict[str, int | str | bool] | None = None,
 ) -> Network:
