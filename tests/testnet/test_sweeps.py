@@ -14,7 +14,8 @@ from consensus.byzantine import BEHAVIOURS, TWINS
 from testnet.sim.runner import SimConfig
 from testnet.sim.sweep import SweepReport, sweep
 
-SEEDS = 200            # per PBFT behaviour, twins
+SEEDS = 200            # per PBFT behaviour, twins; run in two halves (per-test timeout)
+HALVES = [range(0, SEEDS // 2), range(SEEDS // 2, SEEDS)]
 TICKS = 40             # safety phase; liveness then needs 2 new deliveries per honest replica
 PROPOSE_EVERY = 5
 PBFT_KINDS = sorted(set(BEHAVIOURS) - {TWINS})
@@ -35,18 +36,25 @@ def _check(report: SweepReport, capsys: pytest.CaptureFixture[str]) -> None:
     assert report.total("dropped") > 0
 
 
+def _name(seeds: range) -> str:
+    return f"seeds {seeds.start}..{seeds.stop - 1}"
+
+
+@pytest.mark.parametrize("seeds", HALVES, ids=lambda r: f"s{r.start}-{r.stop - 1}")
 @pytest.mark.parametrize("kind", PBFT_KINDS)
 def test_pbft_n4_with_one_byzantine_replica_is_safe_and_live(
-        kind: str, capsys: pytest.CaptureFixture[str]) -> None:
+        kind: str, seeds: range, capsys: pytest.CaptureFixture[str]) -> None:
     base = SimConfig(engine="pbft", nodes=4, byzantine=(kind,), ticks=TICKS,
                      propose_every=PROPOSE_EVERY)
-    _check(sweep(f"pbft n=4 {kind}", base, range(SEEDS)), capsys)
+    _check(sweep(f"pbft n=4 {kind} {_name(seeds)}", base, seeds), capsys)
 
 
-def test_pbft_n4_with_twins_is_safe_and_live(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("seeds", HALVES, ids=lambda r: f"s{r.start}-{r.stop - 1}")
+def test_pbft_n4_with_twins_is_safe_and_live(
+        seeds: range, capsys: pytest.CaptureFixture[str]) -> None:
     base = SimConfig(engine="pbft", nodes=4, byzantine=(TWINS,), ticks=TICKS,
                      propose_every=PROPOSE_EVERY, faults="twins")
-    _check(sweep("pbft n=4 twins", base, range(SEEDS)), capsys)
+    _check(sweep(f"pbft n=4 twins {_name(seeds)}", base, seeds), capsys)
 
 
 @pytest.mark.parametrize("pair", PAIRS_N7, ids="+".join)
