@@ -125,7 +125,7 @@ def _heal(net: Testnet, fault: Fault) -> None:
 
 
 def _honest_height(net: Testnet) -> int | None:
-    heights = [h for i in net.honest() if (h := net.height(i)) is not None]
+    heights = [h for h in net.heights(net.honest(), timeout=0.5).values() if h is not None]
     return max(heights) if heights else None
 
 

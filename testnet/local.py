@@ -23,6 +23,7 @@ import json
 import signal
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -160,9 +161,16 @@ class Testnet:
         result = doc.get("result") if isinstance(doc, dict) else None
         return result if isinstance(result, dict) else None
 
-    def height(self, index: int) -> int | None:
-        status = self.node_status(index)
+    def height(self, index: int, timeout: float = STATUS_TIMEOUT_S) -> int | None:
+        status = self.node_status(index, timeout)
         return None if status is None else _height_of(status)
+
+    def heights(self, nodes: list[int] | None = None, timeout: float = 1.0) -> dict[int, int | None]:
+        """Every node's height, asked in parallel (a paused node costs one ``timeout``)."""
+        targets = list(range(self.layout.n)) if nodes is None else nodes
+        with ThreadPoolExecutor(max_workers=max(1, len(targets))) as pool:
+            found = pool.map(lambda i: self.height(i, timeout), targets)
+            return dict(zip(targets, found, strict=True))
 
     def honest(self) -> list[int]:
         return [n.index for n in self.layout.nodes if not n.byzantine]
@@ -200,7 +208,7 @@ class Testnet:
         start = time.monotonic()
         seen: dict[int, int | None] = {}
         while True:
-            seen = {i: self.height(i) for i in targets}
+            seen = self.heights(targets)
             if all(h is not None and h >= height for h in seen.values()):
                 return time.monotonic() - start
             if time.monotonic() - start > timeout:
