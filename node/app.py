@@ -15,8 +15,9 @@ block. This module is the bridge between the engine's contract and ``chain/``:
   only proposes again once its previous proposal was delivered, or the view changed.
 * **Validity** (:meth:`check_proposal`, the engine's validity callback): strict decoding,
   chain id, structure (tx root, last-commit hash), size bounds, a proposer that is a
-  validator, a timestamp within ``timestamp_drift_ms_max`` of the local clock, a height
-  above the head, and every transaction signature valid (verified once per node: the
+  validator, a timestamp at most ``timestamp_drift_ms_max`` ahead of the local clock (an
+  old timestamp is fine: a value re-proposed after a view change is old, and refusing it
+  would leave it pending forever), and every transaction signature valid (verified once per node: the
   mempool's admissions and earlier checks are remembered). Whether the block *extends* the
   head is deliberately not part of validity: with several sequence numbers in flight a
   backup may not have applied the parent yet.
@@ -305,12 +306,14 @@ class ChainApp:
             return f"{len(block.transactions)} transactions exceed {self.block_txs_max}"
         if header.proposer not in self._validator_set:
             return "proposer is not a validator"
-        if header.height <= self.ledger.head.height:
-            return f"height {header.height} is not above the head {self.ledger.head.height}"
-        drift = abs(header.timestamp - self.now_ms())
-        if drift > self.timestamp_drift_ms_max:
+        # A height at or below our head is NOT refused: an honest primary that lags (or a
+        # backup's liveness proposal that raced a commit) produces such blocks, and refusing
+        # them leaves the primary's slot unfinished until a view change. They are ordered
+        # and become deterministic no-ops at delivery.
+        ahead = header.timestamp - self.now_ms()
+        if ahead > self.timestamp_drift_ms_max:
             return (
-                f"timestamp {header.timestamp} is {drift} ms from local time "
+                f"timestamp {header.timestamp} is {ahead} ms ahead of local time "
                 f"(bound {self.timestamp_drift_ms_max} ms)"
             )
         for tx in block.transactions:

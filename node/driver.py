@@ -96,6 +96,10 @@ class DriverConfig:
         tick_ms: length of one engine tick.
         block_time_ms: the leader proposes an empty block after this long without one.
         proposal_stale_ticks: a proposal not committed after this many ticks is retried.
+        backup_propose_ms: a backup that saw no block for this long proposes one itself
+            (0 = never). Its engine then holds a pending request, which runs the backup's
+            view-change timer: without it, backups with nothing pending would never join a
+            view change when the primary stalls.
         events_max: bound of the event channel (peers' messages wait for room).
         evidence_max: evidence items kept for the API.
         crash_after_persist: test hook (see module docstring); 0 = off.
@@ -106,6 +110,7 @@ class DriverConfig:
     tick_ms: int = 50
     block_time_ms: int = 200
     proposal_stale_ticks: int = 60
+    backup_propose_ms: int = 4000
     events_max: int = 4096
     evidence_max: int = 256
     crash_after_persist: int = 0
@@ -168,6 +173,8 @@ class ConsensusDriver:
         self._tick = 0
         self._proposed: tuple[int, int] | None = None  # (height, tick)
         self._last_block_ms = 0
+        self._last_backup_propose_ms = 0
+        self.backup_proposals = 0
         self.deliveries = 0
         self.noops = 0
         self.evidence: collections.deque[Evidence] = collections.deque(maxlen=cfg.evidence_max)
@@ -316,7 +323,10 @@ class ConsensusDriver:
 
     async def _maybe_propose(self) -> None:
         app = self.app
-        if app.key is None or self.kit.leader() != int(self.kit.node_id) or not self._normal_phase():
+        if app.key is None:
+            return
+        if self.kit.leader() != int(self.kit.node_id) or not self._normal_phase():
+            await self._maybe_backup_propose()
             return
         head = app.head.height
         if self._proposed is not None:
@@ -329,6 +339,21 @@ class ConsensusDriver:
         value = app.build_proposal()
         self._proposed = (head + 1, self._tick)
         await self._step(Propose(value))
+
+    async def _maybe_backup_propose(self) -> None:
+        wait = self.config.backup_propose_ms
+        if not wait:
+            return
+        now = self._now_ms()
+        # At most one backup proposal per stall: it stays pending in the engine (and keeps
+        # the view-change timer running) until some block is delivered.
+        if now - self._last_block_ms < wait or self._last_backup_propose_ms > self._last_block_ms:
+            return
+        self._last_backup_propose_ms = now
+        self.backup_proposals += 1
+        log.info("no block for %d ms: proposing block %d as a backup (starts the view-change "
+                 "timer if the primary is stuck)", now - self._last_block_ms, self.app.head.height + 1)
+        await self._step(Propose(self.app.build_proposal()))
 
     # ------------------------------------------------------------------ WAL
 
