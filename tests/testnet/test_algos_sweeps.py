@@ -71,3 +71,10 @@ def test_same_seed_same_digest() -> None:
         c = sweep_algo(AlgoConfig(algo, nodes=4), [6]).results[0]
         assert a.digest == b.digest and a.counts == b.counts
         assert a.digest != c.digest
+
+
+def test_ring_of_nine_with_slow_laps_settles() -> None:
+    # seed 1 once restarted elections that were only slow (timeout shorter than two laps)
+    report = sweep_algo(AlgoConfig("ring", nodes=9), [1])
+    assert report.count("pass") == 1, report.results[0].line()
+    assert report.results[0].counts["sent_RingElected"] == 9 + 8    # one lap per phase

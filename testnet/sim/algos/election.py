@@ -53,7 +53,7 @@ __all__ = ["CONTROLS", "run_election"]
 
 CONTROLS = ("lost-token",)
 _PROFILE = LinkProfile(delay_ticks_min=1, delay_ticks_max=4, reorder=0.2)
-_TIMEOUT_TICKS = 40          # ring: a participant restarts after this (well above a lap)
+_HOP_TICKS_MAX = 4 + 6       # the profile's delay cap plus its largest reorder delay
 _BULLY_TIMEOUT_TICKS = 24    # bully: wait for Answer (> a round trip: 2 * (4 + 6 reorder) ticks)
 
 
@@ -70,9 +70,12 @@ def run_election(cfg: AlgoConfig) -> AlgoResult:
     down = set(rng.sample(range(n), rng.randint(0, (n - 1) // 3)))
     ids = [NodeId(i) for i in range(n)]
     cores: dict[int, RingElection | BullyElection] = {}
+    # ring: a participant restarts after two worst-case laps (Elect, then Elected); a
+    # shorter timeout restarts elections that were only slow, and they pile up
+    lap_ticks = 2 * n * _HOP_TICKS_MAX
     for i in range(n):
         if ring:
-            timeout = None if cfg.control == "lost-token" else _TIMEOUT_TICKS
+            timeout = None if cfg.control == "lost-token" else lap_ticks
             cores[i] = RingElection(NodeId(i), ids, timeout_ticks=timeout)
         else:
             cores[i] = BullyElection(NodeId(i), ids, timeout_ticks=_BULLY_TIMEOUT_TICKS)
@@ -141,7 +144,7 @@ def run_election(cfg: AlgoConfig) -> AlgoResult:
     for i in live():
         for d in sorted(down):
             feed(i, Suspect(NodeId(d)))
-    budget = max(1, cfg.ticks // 2)
+    budget = max(cfg.ticks // 2, 2 * lap_ticks if ring else 1)
     if phase("phase1", budget) and result.status == "pass" and len(live()) > 1:
         leader = max(live())
         loop.down.add(leader)
