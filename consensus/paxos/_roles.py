@@ -70,6 +70,7 @@ class _Shared:
     # acceptor
     promised: Ballot
     _accepted: dict[int, tuple[Ballot, bytes]]
+    _accepted_ballot_max: Ballot
     # learner
     _chosen: dict[int, tuple[bytes, Certificate]]
     delivered: int
@@ -127,6 +128,7 @@ class _AcceptorRole(_Shared):
                     old = self._accepted.get(slot)
                     if old is None or old[0] <= r.ballot:
                         self._accepted[slot] = (r.ballot, value)
+                        self._accepted_ballot_max = max(self._accepted_ballot_max, r.ballot)
             elif isinstance(r, CheckpointRecord):
                 if r.seq > self.low:
                     self.low, self._low_root = r.seq, r.root
@@ -180,6 +182,7 @@ class _AcceptorRole(_Shared):
                 continue
             if self._accepted.get(slot) != (b, value):
                 self._accepted[slot] = (b, value)
+                self._accepted_ballot_max = max(self._accepted_ballot_max, b)
                 fresh.append((slot, value))
             d = digest_of(value)
             votes.append(Vote(slot, d, self._signer.sign(vote_bytes(self._tag, slot, b, d))))

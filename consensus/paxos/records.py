@@ -14,7 +14,7 @@ from typing import ClassVar
 import rlp
 
 from consensus.contract import InvalidMessage
-from consensus.paxos.messages import Ballot, _ballot, _bytes, _list, _uint
+from consensus.paxos.messages import Ballot, _ballot, _bytes, _list, _uint, rlp_encode
 
 __all__ = ["AcceptedRecord", "CheckpointRecord", "PromisedRecord", "Record", "decode_record"]
 
@@ -27,7 +27,7 @@ class PromisedRecord:
     KIND: ClassVar[int] = 101
 
     def encode(self) -> bytes:
-        data: bytes = rlp.encode([self.KIND, list(self.ballot)])
+        data: bytes = rlp_encode([self.KIND, list(self.ballot)])
         return data
 
 
@@ -40,7 +40,7 @@ class AcceptedRecord:
     KIND: ClassVar[int] = 102
 
     def encode(self) -> bytes:
-        data: bytes = rlp.encode([self.KIND, list(self.ballot), [list(e) for e in self.entries]])
+        data: bytes = rlp_encode([self.KIND, list(self.ballot), [list(e) for e in self.entries]])
         return data
 
 
@@ -53,7 +53,7 @@ class CheckpointRecord:
     KIND: ClassVar[int] = 103
 
     def encode(self) -> bytes:
-        data: bytes = rlp.encode([self.KIND, self.seq, self.root])
+        data: bytes = rlp_encode([self.KIND, self.seq, self.root])
         return data
 
 

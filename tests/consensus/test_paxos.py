@@ -110,7 +110,7 @@ def test_value_chosen_but_not_learned_is_re_proposed_by_the_next_leader() -> Non
 
 
 def test_new_leader_fills_holes_with_no_ops() -> None:
-    c = started(3)
+    c = started(3, batch_values_max=1)  # each value leaves at once, in its own Accept
     c.propose(N2, b"lost")  # slot 1: its Accept reaches nobody
     c.queue.clear()
     c.propose(N2, b"kept")  # slot 2: accepted by 0 and 1, never learned
@@ -430,3 +430,40 @@ def test_restarted_leader_re_chooses_slots_it_knows_only_from_its_application_st
     c.run_until(lambda: all(c.apps[i].height == 1 for i in c.ids), ticks=100)
     assert c.values(N0) == c.values(N1) == [b"only-the-leader-learned"]
     c.check_agreement()
+
+
+def _preempt(c: Cluster, target: NodeId, by: NodeId, overwrite: bytes | None = None) -> None:
+    """Show ``target`` a Prepare at a ballot higher than any so far, signed by ``by``, and
+    with ``overwrite``, an Accept of that value for slot 1 at that ballot."""
+    tag = c.config.instance_tag
+    b = Ballot(max(r.promised.round for r in c.replicas.values()) + 1, by)
+    prep = Prepare(by, b, 1)
+    c.step(target, Receive(by, prep.with_signature(c.signers[by].sign(prep.signed_bytes(tag)))))
+    if overwrite is not None:
+        acc = Accept(by, b, ((1, overwrite),))
+        c.step(target, Receive(by, acc.with_signature(c.signers[by].sign(acc.signed_bytes(tag)))))
+
+
+def test_preempted_leader_proposes_its_overwritten_value_again() -> None:
+    c = started(3)
+    c.propose(N2, b"orphan")
+    c.queue.clear()  # nobody else saw the Accept
+    _preempt(c, N2, N1, overwrite=b"")  # and 2's own acceptor now holds a no-op in slot 1
+    assert c.replicas[N2].role is Role.FOLLOWER and c.leaders() == {N2}
+    c.queue.clear()
+    c.run_until(lambda: all(c.values(i) == [b"", b"orphan"] for i in c.ids), ticks=100)
+    c.tick(20)
+    assert all(c.values(i) == [b"", b"orphan"] for i in c.ids)
+
+
+def test_preempted_leader_does_not_duplicate_a_value_that_was_chosen() -> None:
+    c = started(3)
+    c.propose(N2, b"once")
+    c.queue = [f for f in c.queue if isinstance(decode_message(f.data), Accept)]
+    c.deliver_all()  # 0 and 1 accepted (chosen), their Accepted replies are lost
+    c.queue.clear()
+    _preempt(c, N2, N1)
+    c.queue.clear()
+    c.run_until(lambda: all(c.values(i) == [b"once"] for i in c.ids), ticks=100)
+    c.propose(N0, b"next")
+    c.run_until(lambda: all(c.values(i) == [b"once", b"next"] for i in c.ids), ticks=100)

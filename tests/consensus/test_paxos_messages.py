@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+import rlp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from consensus.contract import Certificate, InvalidMessage, NodeId
 from consensus.election import Election
@@ -29,6 +32,7 @@ from consensus.paxos.messages import (
     Vote,
     decode_message,
     digest_of,
+    rlp_encode,
     vote_bytes,
 )
 from consensus.paxos.records import AcceptedRecord, CheckpointRecord, PromisedRecord, decode_record
@@ -153,3 +157,46 @@ def test_certificate_needs_a_majority_of_distinct_valid_votes() -> None:
         replace(cert, signatures=((0, sigs[0][1]), (2, sigs[0][1]))), value, verifier, 3, tag
     )
     assert Ballot.unpack(ballot.packed) == ballot
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    which=st.integers(min_value=0, max_value=len(EVERY_KIND) - 1),
+    edits=st.lists(
+        st.tuples(
+            st.sampled_from(["flip", "insert", "delete"]),
+            st.integers(0, 1 << 16),
+            st.integers(0, 255),
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+)
+def test_whatever_decodes_re_encodes_to_the_same_bytes(
+    which: int, edits: list[tuple[str, int, int]]
+) -> None:
+    data = bytearray(EVERY_KIND[which].encode())
+    for op, pos, byte in edits:
+        k = pos % (len(data) + 1)
+        if op == "insert":
+            data.insert(k, byte)
+        elif data and op == "flip":
+            data[k % len(data)] = byte
+        elif data:
+            del data[k % len(data)]
+    try:
+        msg = decode_message(bytes(data))
+    except InvalidMessage:
+        return
+    assert msg.encode() == bytes(data)
+
+
+@given(
+    st.recursive(
+        st.binary(max_size=80) | st.integers(0, 2**80),
+        lambda kids: st.lists(kids, max_size=5),
+        max_leaves=20,
+    )
+)
+def test_fast_rlp_encoder_matches_the_rlp_library(item: object) -> None:
+    assert rlp_encode(item) == rlp.encode(item)
