@@ -25,6 +25,7 @@ from __future__ import annotations
 import itertools
 import multiprocessing as mp
 import os
+import queue
 import statistics
 import sys
 import tempfile
@@ -39,7 +40,7 @@ from chain.keys import PrivateKey, load_key_file, verify_signature
 from chain.tx import make_transaction
 from testnet._collect import rpc_batch
 from testnet._workload import TRANSFER_GAS, workload_keys
-from testnet.local import Testnet
+from testnet.local import Testnet, TestnetError
 
 __all__ = ["NetBenchConfig", "measure_verify_rate", "render", "run_bench"]
 
@@ -47,7 +48,8 @@ SENDER_BALANCE = 10**15
 BATCH_TXS = 50
 BENCH_CONSENSUS = {"block_time_ms": 100, "block_txs_max": 2000, "tick_ms": 50,
                    "checkpoint_interval": 100}  # fmt: skip
-MAX_RATE_PRESIGN = 2500  # tx/s presigned for --max
+MAX_RATE_PRESIGN = 2500
+FUND_CHUNK = 32  # tx/s presigned for --max
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _load_process(urls: list[str], seeds: list[bytes], chain_id: int, count: int,
-                  rate: float | None, start_at: float, stop_at: float, out: Any) -> None:  # fmt: skip
+                  rate: float | None, duration_s: float, barrier: Any, out: Any) -> None:  # fmt: skip
     """Pre-sign ``count`` transfers round-robin over the senders, then send them in batches."""
     keys = [PrivateKey.from_seed(s) for s in seeds]
     nonces = [0] * len(keys)
@@ -108,8 +110,9 @@ def _load_process(urls: list[str], seeds: list[bytes], chain_id: int, count: int
     submitted: dict[str, float] = {}
     rejected = 0
     clients = {i: httpx.Client(timeout=30) for i in per_node}
-    while time.time() < start_at:
-        time.sleep(0.001)
+    barrier.wait()  # everyone has signed: the clock starts now
+    start_at = time.time()
+    stop_at = start_at + duration_s
     sent = 0
     for node, batch in batches:
         if time.time() >= stop_at:
@@ -173,10 +176,14 @@ def _fund_from_faucet(net: Testnet, keys: list[PrivateKey]) -> None:
         tx = make_transaction(faucet, chain_id=net.layout.chain_id, nonce=nonce, to=k.address,
                               amount=SENDER_BALANCE, fee=1, gas_limit=TRANSFER_GAS)  # fmt: skip
         nonce += 1
-        calls.append(("broadcast_tx_commit" if k is keys[-1] else "broadcast_tx_sync",
-                      {"tx": "0x" + tx.encoded.hex()}))  # fmt: skip
-    for i in range(0, len(calls), 50):  # the mempool's per-sender and nonce-gap bounds
-        rpc_batch(url, calls[i : i + 50], timeout=60)
+        calls.append({"tx": "0x" + tx.encoded.hex()})
+    # The mempool bounds one sender's nonce gap: wait for each chunk's last tx to commit.
+    for i in range(0, len(calls), FUND_CHUNK):
+        chunk = calls[i : i + FUND_CHUNK]
+        batch = [("broadcast_tx_sync", c) for c in chunk[:-1]] + [("broadcast_tx_commit", chunk[-1])]
+        for res in rpc_batch(url, batch, timeout=60):
+            if isinstance(res, Exception):
+                raise TestnetError(f"funding the bench senders from the faucet failed: {res}")
 
 
 def _measure(net: Testnet, config: NetBenchConfig, keys: list[PrivateKey], verify_rate: float,
@@ -189,20 +196,19 @@ def _measure(net: Testnet, config: NetBenchConfig, keys: list[PrivateKey], verif
     ctx = mp.get_context("fork")
     out: Any = ctx.Queue()
     start_h = net.height(0) or 0
-    # Pre-signing takes ~25 us per transaction; give it time before the shared start.
-    start_at = time.time() + 2.0 + total / clients / 30000
-    stop_at = start_at + config.duration_s
+    barrier = ctx.Barrier(clients + 1)
     procs = [
         ctx.Process(target=_load_process, args=(
             urls, [k.seed for k in mine], net.layout.chain_id, total // clients,
-            None if rate is None else rate / clients, start_at, stop_at, out))
+            None if rate is None else rate / clients, config.duration_s, barrier, out))
         for mine in per_client
     ]  # fmt: skip
     for p in procs:
         p.start()
     pids = [n.pid for n in net.layout.nodes]
-    while time.time() < start_at:
-        time.sleep(0.01)
+    barrier.wait(timeout=300)  # the load processes pre-sign first
+    start_at = time.time()
+    stop_at = start_at + config.duration_s
     cpu0 = sum(_cpu_seconds(p) for p in pids)
     seen_at: dict[str, float] = {}
     stamps: list[int] = []
@@ -234,10 +240,14 @@ def _measure(net: Testnet, config: NetBenchConfig, keys: list[PrivateKey], verif
                 break
         time.sleep(0.05)
     cpu1 = sum(_cpu_seconds(p) for p in pids)
+    deadline = time.time() + 30
+    while len(results) < len(procs) and time.time() < deadline:  # read before join: the
+        try:  # children's queue feeders block until their data is read
+            results.append(out.get(timeout=1))
+        except queue.Empty:
+            continue
     for p in procs:
         p.join(10)
-    while len(results) < len(procs) and not out.empty():
-        results.append(out.get())
     if progress:
         sys.stderr.write("\n")
     submitted: dict[str, float] = {}
