@@ -101,7 +101,8 @@ class Model:
 def _register_step(state: Hashable, op: str, arg: Any, result: Any,
                    completed: bool) -> Hashable:
     if op == "write":
-        return arg
+        written: Hashable = arg
+        return written
     if op == "read":
         return state if (not completed or result == state) else INVALID
     if op == "cas":
@@ -253,7 +254,7 @@ def check_history(history: Iterable[Mapping[str, Any]], model: Model,
     return out
 
 
-def check_bank(history: Iterable[Mapping[str, Any]], initial: Mapping[Hashable, int],
+def check_bank(history: Iterable[Mapping[str, Any]], initial: Mapping[Any, int],
                ops_max: int = OPS_MAX, states_max: int = STATES_MAX) -> LinearizabilityResult:
     """Check a bank history per account.
 
