@@ -175,7 +175,7 @@ def _up(args: argparse.Namespace) -> int:
             return 0
         print("running; Ctrl-C stops the testnet", flush=True)
         try:
-            signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+            signal.signal(signal.SIGTERM, _interrupt)
             while True:
                 signal.pause()
         except KeyboardInterrupt:
@@ -185,6 +185,11 @@ def _up(args: argparse.Namespace) -> int:
         return 0
 
     return _run(args, body)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM stops a foreground testnet like Ctrl-C does."""
+    raise KeyboardInterrupt
 
 
 def _status(args: argparse.Namespace) -> int:
