@@ -78,6 +78,15 @@ def _hex(text: Any, name: str, size: int | None = None) -> bytes:
     return raw
 
 
+def _address(text: Any, name: str = "address") -> bytes:
+    if not isinstance(text, str):
+        raise ValueError(f"{name}: expected a 0x-hex address")
+    try:
+        return parse_address(text)
+    except ChainError as e:
+        raise ValueError(f"{name}: {e}") from None
+
+
 def _height(value: Any, name: str = "height") -> int | None:
     if value is None or value == "latest" or value == "":
         return None
@@ -465,9 +474,7 @@ class RpcNode:
         return {"height": h, "certificate": certificate_json(cert)}
 
     async def account(self, address: str) -> dict[str, Any]:
-        addr = parse_address(address) if isinstance(address, str) else None
-        if addr is None:
-            raise ValueError("address: expected a 0x-hex address")
+        addr = _address(address)
         acct = self.app.ledger.account(addr)
         pending = self.app.mempool.pending(addr)
         next_nonce = max([int(acct.nonce), *[t.nonce + 1 for t in pending]])
@@ -521,9 +528,9 @@ class RpcNode:
 
     async def call(self, to: str, data: str = "0x", sender: str | None = None,
                    gas: int | str = 1_000_000, value: int | str = 0) -> dict[str, Any]:
-        to_addr = parse_address(to)
+        to_addr = _address(to, "to")
         payload = _hex(data, "data")
-        from_addr = parse_address(sender) if sender else bytes(20)
+        from_addr = _address(sender, "sender") if sender else bytes(20)
         gas_i = _height(gas, "gas") or 0
         value_i = _height(value, "value") or 0
         if self.runtime is None:
