@@ -140,6 +140,9 @@ class _AcceptorRole(_Shared):
         self._check_invariants(Output(), self.promised, self.delivered)
 
     def _on_prepare(self, sender: NodeId, msg: Prepare, out: Output, local: bool) -> None:
+        if msg.ballot.node != sender:
+            self._counters["dropped_invalid"] += 1  # only a ballot's owner may use it
+            return
         b = msg.ballot
         self._see_ballot(b)
         if b < self.promised:
@@ -159,6 +162,9 @@ class _AcceptorRole(_Shared):
         self._send(out, sender, Promise(self.node_id, b, self.low, entries))
 
     def _on_accept(self, sender: NodeId, msg: Accept, out: Output, local: bool) -> None:
+        if msg.ballot.node != sender:
+            self._counters["dropped_invalid"] += 1  # only a ballot's owner may use it
+            return
         b = msg.ballot
         self._see_ballot(b)
         if b < self.promised:

@@ -467,3 +467,13 @@ def test_preempted_leader_does_not_duplicate_a_value_that_was_chosen() -> None:
     c.run_until(lambda: all(c.values(i) == [b"once"] for i in c.ids), ticks=100)
     c.propose(N0, b"next")
     c.run_until(lambda: all(c.values(i) == [b"once", b"next"] for i in c.ids), ticks=100)
+
+
+def test_a_ballot_is_only_usable_by_its_owner() -> None:
+    c = started(3)
+    tag = c.config.instance_tag
+    for msg in (Prepare(N1, Ballot(90, 2), 1), Accept(N1, Ballot(90, 2), ((1, b"x"),))):
+        signed = msg.with_signature(c.signers[N1].sign(msg.signed_bytes(tag)))
+        out = c.replicas[N0].step(Receive(N1, signed))
+        assert out.send == [] and out.persist == []
+    assert c.replicas[N0].promised < Ballot(90, 2)
