@@ -16,6 +16,7 @@ from consensus.pbft import (
     NewView,
     PbftConfig,
     Prepare,
+    PrePrepare,
     Request,
     Status,
     decode_message,
@@ -23,6 +24,7 @@ from consensus.pbft import (
     sign_message,
     verify_message,
 )
+from consensus.pbft.messages import MESSAGE_BYTES_MAX
 from tests.consensus.cluster import Keys
 
 CFG = PbftConfig(n=4)
@@ -105,8 +107,6 @@ def test_malformed_and_non_canonical_bytes_are_rejected(data: bytes) -> None:
 
 
 def test_oversized_input_is_rejected_before_decoding() -> None:
-    from consensus.pbft.messages import MESSAGE_BYTES_MAX
-
     with pytest.raises(InvalidMessage):
         decode_message(b"\x00" * (MESSAGE_BYTES_MAX + 1))
 
@@ -141,8 +141,6 @@ def test_constructors_refuse_invalid_fields() -> None:
     sig=st.binary(min_size=64, max_size=64),
 )
 def test_pre_prepare_codec_round_trips(view: int, seq: int, value: bytes, sender: int, sig: bytes) -> None:
-    from consensus.pbft import PrePrepare
-
     msg = PrePrepare(view, seq, CFG.digest_of(value), value, NodeId(sender), sig)
     assert decode_message(msg.encode()) == msg
 
@@ -156,10 +154,10 @@ def test_decoder_never_raises_anything_but_invalid_message(data: bytes) -> None:
     assert msg.encode() == data
 
 
-_rlp_items = st.recursive(st.binary(max_size=70), lambda inner: st.lists(inner, max_size=5), max_leaves=20)
+_rlp_items = st.recursive(st.binary(max_size=70), lambda inner: st.lists(inner, max_size=4), max_leaves=10)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(item=_rlp_items)
 def test_fast_encoder_matches_the_rlp_library(item: object) -> None:
     from consensus.pbft._codec import rlp_encode

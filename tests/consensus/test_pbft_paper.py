@@ -13,7 +13,7 @@ from consensus.pbft import (
     ViewChange,
     verify_certificate,
 )
-from tests.consensus.cluster import Cluster, feed, lone_replica, sent_of
+from tests.consensus.cluster import Cluster, Keys, feed, lone_replica, sent_of
 
 ROOT_A = b"\x0a" * 32
 ROOT_B = b"\x0b" * 32
@@ -150,10 +150,7 @@ def test_stable_checkpoint_garbage_collects_log() -> None:
         stats = c.replica(i).statistics()
         assert (stats.low_watermark, stats.high_watermark) == (4, 12)
         assert stats.log_size == 2  # only seqs 5 and 6 remain
-    assert c.nodes[1].records[-1] is not None
     # a message for a collected seq is now outside the watermarks
-    from tests.consensus.cluster import Keys
-
     keys = Keys(c.config)
     feed(c.replica(1), keys.prepare(0, 3, b"v2", sender=2))
     assert c.replica(1).statistics().dropped_count("outside-watermarks") == 1
@@ -324,8 +321,6 @@ def test_restarted_replica_never_signs_conflicting_vote() -> None:
     assert any(isinstance(r, Prepare) for r in c.nodes[1].records)
     c.crash(1)
     restarted = c.restart(1)
-    from tests.consensus.cluster import Keys
-
     keys = Keys(c.config)
     out = restarted.step(Receive(keys.signers[0].node_id, keys.pre_prepare(0, 1, b"B")))
     assert not sent_of(out, Prepare)
