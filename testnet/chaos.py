@@ -40,7 +40,7 @@ from testnet.check import Violation, check_liveness
 from testnet.local import Testnet, TestnetError
 from testnet.proxy import Rules
 
-__all__ = ["FAULT_KINDS", "ChaosConfig", "Fault", "plan_faults", "render", "run_chaos"]
+__all__ = ["FAULT_KINDS", "ChaosConfig", "Fault", "catch_up_times", "plan_faults", "render", "run_chaos"]
 
 FAULT_KINDS = ("kill", "pause", "restart", "isolate", "delay")
 #: Consensus settings that keep a chaos run short (fast view changes and blocks).
@@ -62,6 +62,9 @@ class ChaosConfig:
     interval_s: float = 9.0
     hold_s: float = 5.0
     liveness_bound_s: float = 20.0
+    #: A healed node must be back at the top within this (restart included: start-up of a
+    #: Python node on a loaded 2-core machine alone can take 10 s).
+    catch_up_bound_s: float = 30.0
     accounts: int = 16
     keep: bool = False
 
@@ -124,9 +127,33 @@ def _heal(net: Testnet, fault: Fault) -> None:
             net.resume(i)
 
 
+def _honest_heights(net: Testnet) -> tuple[int, int] | None:
+    """(lowest, highest) height over honest nodes; a node that does not answer counts as -1."""
+    heights = [-1 if h is None else h for h in net.heights(net.honest(), timeout=0.5).values()]
+    return (min(heights), max(heights)) if max(heights, default=-1) >= 0 else None
+
+
 def _honest_height(net: Testnet) -> int | None:
-    heights = [h for h in net.heights(net.honest(), timeout=0.5).values() if h is not None]
-    return max(heights) if heights else None
+    found = _honest_heights(net)
+    return None if found is None else found[1]
+
+
+def catch_up_times(samples: list[tuple[float, int, int]], heals: list[float]) -> list[float | None]:
+    """Per heal: seconds until every honest node reached the top height seen at the heal.
+
+    Args:
+        samples: ``(time, lowest honest height, highest honest height)`` in time order.
+        heals: times at which a fault was healed.
+    """
+    out: list[float | None] = []
+    for th in heals:
+        before = [top for t, _, top in samples if t <= th]
+        if not before:
+            out.append(None)
+            continue
+        target = before[-1]
+        out.append(next((round(t - th, 2) for t, low, _ in samples if t >= th and low >= target), None))
+    return out
 
 
 def run_chaos(config: ChaosConfig, progress: Callable[[str], Any] | None = None) -> dict[str, Any]:
@@ -156,7 +183,8 @@ def run_chaos(config: ChaosConfig, progress: Callable[[str], Any] | None = None)
         workload = Workload(net.layout.rpc_urls, keys, net.layout.chain_id, seed=config.seed)
         workload.start()
         t0 = time.monotonic()
-        samples: list[tuple[float, int]] = []
+        samples: list[tuple[float, int, int]] = []
+        heals: list[float] = []
         injected: list[dict[str, Any]] = []
         last_heal = 0.0
         for fault in plan:
@@ -168,14 +196,23 @@ def run_chaos(config: ChaosConfig, progress: Callable[[str], Any] | None = None)
             _sleep_sampling(net, time.monotonic() + config.hold_s, t0, samples)
             _heal(net, fault)
             last_heal = time.monotonic() - t0
+            heals.append(last_heal)
             say(f"t={time.monotonic() - t0:5.1f}s  healed")
         _sleep_sampling(net, t0 + config.duration_s, t0, samples)
         healed_at = last_heal
         _sleep_sampling(net, time.monotonic() + 3.0, t0, samples)
         stats = workload.stop()
         say(f"workload stopped: {len(stats.acks)} acknowledged, {stats.errors} errors/retries")
-        found, recovery = check_liveness(samples, healed_at, config.liveness_bound_s)
+        found, recovery = check_liveness([(t, top) for t, _, top in samples], healed_at,
+                                         config.liveness_bound_s)  # fmt: skip
         violations.extend(found)
+        catch_up = catch_up_times(samples, heals)
+        for done, took in zip(injected, catch_up, strict=False):
+            done["catch_up_s"] = took
+            if took is None or took > config.catch_up_bound_s:
+                violations.append(Violation("liveness", f"after healing {done['kind']} "
+                                            f"{done['targets']} the honest nodes took {took} s to "
+                                            f"catch up (bound {config.catch_up_bound_s:.0f} s)"))  # fmt: skip
         top = _honest_height(net) or 0
         try:
             net.wait_height(top, timeout=config.liveness_bound_s)
@@ -195,6 +232,7 @@ def run_chaos(config: ChaosConfig, progress: Callable[[str], Any] | None = None)
             "txs_lost": lost,
             "commit_latency_p50_s": round(statistics.median(lat), 3) if lat else None,
             "recovery_s": None if recovery is None else round(recovery, 2),
+            "catch_up_s_max": max((c for c in catch_up if c is not None), default=None),
             "figures": verdict.figures,
         })  # fmt: skip
     finally:
@@ -206,13 +244,14 @@ def run_chaos(config: ChaosConfig, progress: Callable[[str], Any] | None = None)
     return report
 
 
-def _sleep_sampling(net: Testnet, until: float, t0: float, samples: list[tuple[float, int]]) -> None:
+def _sleep_sampling(net: Testnet, until: float, t0: float,
+                    samples: list[tuple[float, int, int]]) -> None:  # fmt: skip
     """Sleep until the monotonic time ``until``, sampling the honest height every 0.5 s."""
     while True:
         now = time.monotonic()
-        h = _honest_height(net)
+        h = _honest_heights(net)
         if h is not None:
-            samples.append((now - t0, h))
+            samples.append((now - t0, *h))
         if now >= until:
             return
         time.sleep(min(0.5, until - now))
@@ -228,7 +267,8 @@ def render(report: Mapping[str, Any]) -> str:
         f"  txs acknowledged:  {report.get('txs_acknowledged', 0)} "
         f"(submitted {report.get('txs_submitted', 0)}, indeterminate "
         f"{report.get('txs_indeterminate', 0)}, lost {report.get('txs_lost', 0)})",
-        f"  recovery after last heal: {report.get('recovery_s')} s; "
+        f"  chain grew {report.get('recovery_s')} s after the last heal; slowest catch-up of a "
+        f"healed node {report.get('catch_up_s_max')} s; "
         f"commit latency p50 {report.get('commit_latency_p50_s')} s",
         f"  checked: {report.get('figures', {})}",
         f"  replay: {report['command']}",

@@ -122,3 +122,13 @@ def test_status_of_a_stopped_testnet_shows_nodes_down(tmp_path: Path) -> None:
     rows = net.status()
     assert [r["state"] for r in rows] == ["down", "down"]
     assert [r["role"] for r in rows] == ["primary", "byzantine:silent"]
+
+
+def test_catch_up_time_is_until_the_slowest_honest_node_reaches_the_top_at_the_heal() -> None:
+    from testnet.chaos import catch_up_times
+
+    # (time, lowest honest height, highest): node killed at 1 s (-1), healed at 3 s.
+    samples = [(0.0, 10, 10), (1.0, -1, 12), (3.0, -1, 15), (4.0, 9, 16), (6.5, 15, 18)]
+    assert catch_up_times(samples, [3.0]) == [3.5]
+    assert catch_up_times(samples, [6.0]) == [None]  # the top at 6 s (16) is never reached by all
+    assert catch_up_times(samples, [-1.0]) == [None]
