@@ -29,7 +29,8 @@ authenticated (the p2p session gives both); they may delay, duplicate and reorde
   one origin's messages are delivered in the order sent (a sender's transactions in nonce
   order).
 
-Bounds: ``payload_bytes_max`` per message, ``instances_max`` Bracha instances kept,
+Bounds: ``payload_bytes_max`` per message, ``instances_max`` Bracha instances kept (and
+``window_seqs`` undelivered seqs per origin; delivered prefixes are forgotten),
 ``holdback_max`` held-back causal messages, ``seen_max`` best-effort ids remembered. A peer's
 message that breaks a bound or a rule is dropped and counted in ``statistics()``; our own
 broken invariant raises ``AssertionError``.
@@ -315,10 +316,14 @@ class BrachaBroadcast(_Core):
         members: all ``n`` nodes, this one included; requires ``n >= 3f + 1``.
         f: Byzantine nodes tolerated.
         instances_max: ``(origin, seq)`` instances kept; new ones beyond it are dropped.
+        window_seqs: per origin, instances are accepted only for the ``window_seqs`` seqs
+            from the first one not yet delivered; delivered instances below that point are
+            forgotten (their late messages are ignored), so memory stays bounded.
     """
 
     def __init__(self, node: PeerId, members: Iterable[PeerId], f: int,
-                 instances_max: int = 4096, payload_bytes_max: int = PAYLOAD_BYTES_MAX) -> None:
+                 instances_max: int = 4096, payload_bytes_max: int = PAYLOAD_BYTES_MAX,
+                 window_seqs: int = 256) -> None:
         super().__init__(node, members, payload_bytes_max)
         n = len(self.members)
         if f < 0 or n < 3 * f + 1:
@@ -326,17 +331,35 @@ class BrachaBroadcast(_Core):
         self.f = f
         self.echo_quorum = (n + f) // 2 + 1        # ceil((n + f + 1) / 2)
         self.ready_quorum = 2 * f + 1
+        if window_seqs < 1:
+            raise ValueError("window_seqs must be >= 1")
         self.instances_max = instances_max
+        self.window_seqs = window_seqs
         self._instances: dict[tuple[PeerId, int], _Instance] = {}
+        self._done_below: dict[PeerId, int] = {}     # origin -> every seq below delivered
 
-    def _instance(self, origin: PeerId, seq: int) -> _Instance | None:
+    def _instance(self, sender: PeerId, origin: PeerId, seq: int) -> _Instance | None:
+        low = self._done_below.get(origin, 0)
+        if seq < low:
+            return None               # delivered and forgotten: a late message
         key = (origin, seq)
         inst = self._instances.get(key)
         if inst is None:
+            if seq >= low + self.window_seqs:
+                self._drop(sender, f"seq {seq} beyond the window of origin {origin}")
+                return None
             if len(self._instances) >= self.instances_max:
+                self._drop(sender, "instance table full")
                 return None
             inst = self._instances[key] = _Instance()
         return inst
+
+    def _forget_delivered(self, origin: PeerId) -> None:
+        low = self._done_below.get(origin, 0)
+        while (inst := self._instances.get((origin, low))) is not None and inst.delivered:
+            del self._instances[(origin, low)]
+            low += 1
+        self._done_below[origin] = low
 
     def _originate(self, payload: bytes, out: BroadcastOutput) -> None:
         seq, self._next_seq = self._next_seq, self._next_seq + 1
@@ -362,19 +385,16 @@ class BrachaBroadcast(_Core):
             self._drop(sender, f"kind {msg.kind.name} is not Bracha")
 
     def on_send(self, sender: PeerId, msg: PlainMessage, out: BroadcastOutput) -> None:
-        inst = self._instance(msg.origin, msg.seq)
-        if inst is None:
-            self._drop(sender, "instance table full")
-        elif not inst.echoed:
+        inst = self._instance(sender, msg.origin, msg.seq)
+        if inst is not None and not inst.echoed:
             inst.echoed = True
             echo = PlainMessage(Kind.ECHO, msg.origin, msg.seq, msg.payload)
             self._to_all(out, echo)
             self.on_echo(self.node, echo, out)
 
     def on_echo(self, sender: PeerId, msg: PlainMessage, out: BroadcastOutput) -> None:
-        inst = self._instance(msg.origin, msg.seq)
+        inst = self._instance(sender, msg.origin, msg.seq)
         if inst is None:
-            self._drop(sender, "instance table full")
             return
         if sender in inst.echo_from:
             return      # one echo per peer and instance (duplicates, equivocation)
@@ -383,9 +403,8 @@ class BrachaBroadcast(_Core):
             self._ready(inst, msg, out)
 
     def on_ready(self, sender: PeerId, msg: PlainMessage, out: BroadcastOutput) -> None:
-        inst = self._instance(msg.origin, msg.seq)
+        inst = self._instance(sender, msg.origin, msg.seq)
         if inst is None:
-            self._drop(sender, "instance table full")
             return
         if sender in inst.ready_from:
             return
@@ -396,6 +415,7 @@ class BrachaBroadcast(_Core):
         if votes >= self.ready_quorum and not inst.delivered:
             inst.delivered = True
             out.deliver.append(Delivered(msg.origin, msg.seq, msg.payload))
+            self._forget_delivered(msg.origin)
 
     def _ready(self, inst: _Instance, msg: PlainMessage, out: BroadcastOutput) -> None:
         if inst.readied:
@@ -410,6 +430,8 @@ class BrachaBroadcast(_Core):
 
     def _check_invariants(self) -> None:
         assert len(self._instances) <= self.instances_max, "instance bound broken"
+        for origin, low in self._done_below.items():
+            assert (origin, low - 1) not in self._instances, "delivered instance kept"
 
 
 class CausalBroadcast(_Core):

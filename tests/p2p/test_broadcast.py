@@ -141,3 +141,18 @@ def test_causal_holdback_is_bounded() -> None:
     for seq in (3, 4, 5):             # all wait for seq 1 and 2
         core.step(Incoming(P[1], CausalMessage(P[1], VectorStamp.of({1: seq}), b"")))
     assert core.held_back() == 2 and core.statistics().dropped == 1
+
+
+def test_bracha_forgets_delivered_instances_and_bounds_the_window() -> None:
+    core = BrachaBroadcast(P[0], P[:4], f=1, window_seqs=2)
+    for seq in range(3):                  # three deliveries from origin 1
+        for peer in (1, 2, 3):
+            core.step(Incoming(P[peer], PlainMessage(Kind.READY, P[1], seq, b"v")))
+    stats = core.statistics()
+    assert stats.delivered == 3 and stats.pending == 0
+    late = core.step(Incoming(P[2], PlainMessage(Kind.READY, P[1], 0, b"v")))
+    assert late.send == [] and late.deliver == []            # forgotten, not re-delivered
+    far = core.step(Incoming(P[2], PlainMessage(Kind.ECHO, P[1], 5, b"v")))   # 3 + 2 <= 5
+    assert far.send == [] and core.statistics().dropped == 1
+    core.step(Incoming(P[2], PlainMessage(Kind.ECHO, P[1], 4, b"v")))        # in the window
+    assert core.statistics().pending == 1 and core.statistics().dropped == 1
