@@ -60,3 +60,14 @@ def test_unknown_names_are_refused() -> None:
         run_algo(AlgoConfig("paxos-mutex"))
     with pytest.raises(ValueError, match="unknown control"):
         run_algo(AlgoConfig("bully", control="lost-token"))
+
+
+def test_a_core_exception_is_a_crash_with_exit_code_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    from testnet.sim import algos
+
+    def boom(cfg: AlgoConfig) -> algos.AlgoResult:
+        raise RuntimeError("invariant broke")
+
+    monkeypatch.setitem(algos.ALGOS, "ring", boom)
+    r = run_algo(AlgoConfig("ring"))
+    assert r.status == "crash" and r.exit_code == 1 and "invariant broke" in r.detail
