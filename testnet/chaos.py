@@ -201,6 +201,11 @@ def run_chaos(config: ChaosConfig, progress: Callable[[str], Any] | None = None)
         _sleep_sampling(net, t0 + config.duration_s, t0, samples)
         healed_at = last_heal
         _sleep_sampling(net, time.monotonic() + 3.0, t0, samples)
+        # Keep watching until the last healed node is back at the top (or the bound passes).
+        while heals and catch_up_times(samples, heals[-1:]) == [None]:
+            if time.monotonic() - t0 > heals[-1] + config.catch_up_bound_s:
+                break
+            _sleep_sampling(net, time.monotonic() + 0.5, t0, samples)
         stats = workload.stop()
         say(f"workload stopped: {len(stats.acks)} acknowledged, {stats.errors} errors/retries")
         found, recovery = check_liveness([(t, top) for t, _, top in samples], healed_at,
