@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from p2p.broadcast import (
     BestEffortBroadcast,
@@ -156,3 +158,38 @@ def test_bracha_forgets_delivered_instances_and_bounds_the_window() -> None:
     assert far.send == [] and core.statistics().dropped == 1
     core.step(Incoming(P[2], PlainMessage(Kind.ECHO, P[1], 4, b"v")))        # in the window
     assert core.statistics().pending == 1 and core.statistics().dropped == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 2), st.integers(0, 10**6)),
+                min_size=1, max_size=40))
+def test_causal_delivery_respects_causal_past_in_any_arrival_order(
+        steps: list[tuple[bool, int, int]]) -> None:
+    """Each step either broadcasts at a node or delivers a random in-flight message."""
+    n = 3
+    cores = [CausalBroadcast(P[i], P[:n]) for i in range(n)]
+    flight: list[tuple[int, int, object]] = []
+    delivered: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+    past: dict[tuple[int, int], set[tuple[int, int]]] = {}
+
+    def take(node: int, out: BroadcastOutput) -> None:
+        flight.extend((node, int(d), m) for d, m in out.send)
+        for d in out.deliver:
+            key = (int(d.origin), d.seq)
+            assert past[key] <= set(delivered[node]), (node, key)
+            assert key not in delivered[node]
+            delivered[node].append(key)
+
+    for originate, node, pick in steps:
+        if originate or not flight:
+            seq = sum(1 for o, _ in past if o == node) + 1
+            past[(node, seq)] = set(delivered[node])
+            take(node, cores[node].step(Originate(b"")))
+        else:
+            src, dst, msg = flight.pop(pick % len(flight))
+            take(dst, cores[dst].step(Incoming(P[src], msg)))
+    while flight:
+        src, dst, msg = flight.pop()
+        take(dst, cores[dst].step(Incoming(P[src], msg)))
+    assert all(sorted(d) == sorted(past) for d in delivered)
+    assert all(c.held_back() == 0 for c in cores)
