@@ -62,7 +62,6 @@ def test_an_equivocating_validator_cannot_split_the_honest_three(byzantine_net: 
 def paxos_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
     network = make_network(tmp_path_factory.mktemp("paxos"), 3, engine="paxos", chain_id=79)
     with running(network):
-        network.wait_height(1)
         yield network
 
 
