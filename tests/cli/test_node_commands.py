@@ -466,3 +466,15 @@ def test_rejection_text_names_the_reason_once(message: str, data: Any, text: str
     from cli.cmd_tx import rejection_text
 
     assert rejection_text(message, data) == text
+
+
+def test_start_with_a_key_that_is_not_a_validator_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "h"
+    main(["init", "--home", str(home)])
+    save_key_file(home / "keys" / "validator.json", PrivateKey.from_seed(b"\x09" * 32))
+    capsys.readouterr()
+    assert main(["start", "--home", str(home)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: cannot start the node: ") and "not a validator" in err
