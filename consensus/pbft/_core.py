@@ -62,7 +62,7 @@ class Phase(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class PbftStatistics:
-    """A snapshot for metrics and for "why is it stuck" answers."""
+    """A snapshot for metrics and for "why is it stuck" answers (``waiting_for``)."""
 
     node_id: int
     view: int
@@ -81,6 +81,7 @@ class PbftStatistics:
     timer_deadline: int | None
     dropped: tuple[tuple[str, int], ...]
     evidence: int
+    waiting_for: str
 
     def dropped_count(self, reason: str) -> int:
         """How many messages were dropped for ``reason``."""

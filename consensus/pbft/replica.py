@@ -174,7 +174,35 @@ class PbftReplica(RecoveryMixin, ViewChangeMixin, CheckpointMixin):
             timer_deadline=self._deadline,
             dropped=tuple(sorted(self._dropped.items())),
             evidence=self._evidence_count,
+            waiting_for=self._waiting_for(),
         )
+
+    def _waiting_for(self) -> str:
+        """What the replica waits for next, in words (for operators and failing tests)."""
+        quorum = self.config.quorum
+        primary = int(self.primary_of(self.view))
+        if self.phase is Phase.VIEW_CHANGE:
+            have = sorted(int(n) for n in self._view_changes.get(self.view, {}))
+            if len(have) < quorum:
+                return f"view changes for view {self.view}: {len(have)}/{quorum} from {have}"
+            return f"NewView for view {self.view} from primary {primary}"
+        target = self._state_target
+        if target is not None and target.seq > self.last_executed:
+            return f"state at stable checkpoint {target.seq} from the driver"
+        seq = self.last_executed + 1
+        slot = self._slots.get(seq)
+        pp = slot.pre_prepare if slot is not None else None
+        if slot is None or pp is None or pp.view != self.view:
+            if not self._pending and not self._queue and not self._has_unfinished_slot():
+                return "nothing (idle)"
+            if seq > self.high:
+                return f"a stable checkpoint to move the high watermark {self.high}"
+            return f"pre-prepare for seq {seq} from primary {primary}"
+        if not slot.prepared_in_view():
+            got = sorted(int(p.sender) for p in slot.matching_prepares(self.primary_of(self.view)))
+            return f"prepares for seq {seq}: {len(got)}/{quorum - 1} from {got}"
+        got = sorted(int(c.sender) for c in slot.matching_commits(pp.digest))
+        return f"commits for seq {seq}: {len(got)}/{quorum} from {got}"
 
     def verify_certificate(self, cert: Certificate, value_digest: bytes) -> bool:
         """True iff ``cert`` is a valid commit certificate for ``value_digest``."""

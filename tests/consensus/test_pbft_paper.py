@@ -454,3 +454,15 @@ def test_state_transfer_clears_pending_values_so_they_cannot_force_view_changes(
     assert stats.timer_deadline is None
     for t in range(1, 30):
         assert not sent_of(replica.step(Tick(t)), ViewChange)
+
+
+def test_statistics_say_what_a_stuck_replica_waits_for() -> None:
+    replica, keys = lone_replica(node=2)
+    assert replica.statistics().waiting_for == "nothing (idle)"
+    feed(replica, keys.pre_prepare(0, 1, b"v"))
+    assert replica.statistics().waiting_for == "prepares for seq 1: 1/2 from [2]"
+    feed(replica, keys.prepare(0, 1, b"v", sender=3))
+    assert replica.statistics().waiting_for == "commits for seq 1: 1/3 from [2]"
+    feed(replica, keys.view_change(1, sender=3))
+    feed(replica, keys.view_change(1, sender=0))  # f+1: replica 2 joins view 1
+    assert replica.statistics().waiting_for == "NewView for view 1 from primary 1"
