@@ -51,10 +51,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--algo", default=None, metavar="NAME",
                    help="simulate a classic algorithm instead of an engine: lamport | vector | "
-                        "bracha | causal | ricart-agrawala | lamport-mutex | ring | bully")
+                        "bracha | causal | ricart-agrawala | lamport-mutex | ring | bully | "
+                        "fd-study | clocksync")
     p.add_argument("--control", default="", metavar="NAME",
                    help="with --algo: a negative control that breaks one assumption "
-                        "(e.g. lost-token, greedy, dropped-reply, over-f, no-holdback)")
+                        "(e.g. lost-token, greedy, dropped-reply, over-f, no-holdback, "
+                        "fixed-timeout, no-outlier-rejection)")
     p.set_defaults(func=_run)
 
 

@@ -100,6 +100,7 @@ class PhiAccrualFailureDetector:
         prior = [float(heartbeat_ticks)] * 2
         self._intervals: dict[NodeId, deque[float]] = {
             p: deque(prior, maxlen=window_max) for p in self.peers}
+        self._fits: dict[NodeId, tuple[float, float]] = {}
         self._suspected: set[NodeId] = set()
         self._sent = self._received = self._ignored = 0
         self._suspicions = self._false_suspicions = 0
@@ -115,9 +116,12 @@ class PhiAccrualFailureDetector:
         return frozenset(p for p in self.peers if p not in self._suspected)
 
     def _fit(self, peer: NodeId) -> tuple[float, float]:
-        window = self._intervals[peer]
-        mean = statistics.fmean(window) + self.pause_ticks
-        return mean, max(statistics.pstdev(window), self.std_ticks_min)
+        fit = self._fits.get(peer)
+        if fit is None:       # refit only after a new interval (every tick asks for phi)
+            window = self._intervals[peer]
+            mean = statistics.fmean(window) + self.pause_ticks
+            fit = self._fits[peer] = (mean, max(statistics.pstdev(window), self.std_ticks_min))
+        return fit
 
     def phi_of(self, peer: NodeId) -> float:
         """The current suspicion level of ``peer`` (0 before the first tick)."""
@@ -191,6 +195,7 @@ class PhiAccrualFailureDetector:
         now = self._now if self._now is not None else 0
         if sender in self._last_stamp:      # the first arrival has no interval before it
             self._intervals[sender].append(float(now - self._last_heard.get(sender, now)))
+            self._fits.pop(sender, None)
         self._received += 1
         self._last_stamp[sender] = stamp
         self._last_payload[sender] = hb.payload

@@ -293,7 +293,9 @@ class BerkeleyCoordinator:
             n for n, o in offsets.items()
             if self.reject_outliers and abs(o - med) > self.outlier_us)
         kept = [o for n, o in sorted(offsets.items()) if n not in dropped]
-        avg = statistics.fmean(kept)
+        # Nothing survives only when two clocks disagree beyond outlier_us with no third to
+        # side with one of them: the coordinator then keeps its own time (no tie-breaker).
+        avg = statistics.fmean(kept) if kept else 0.0
         adjustments = {n: round(avg - o) for n, o in offsets.items()}
         result = BerkeleyRound(self.round, offsets, dropped, avg, adjustments)
         sends = [(n, Adjust(self.node_id, self.round, d))

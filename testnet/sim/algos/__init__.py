@@ -20,6 +20,10 @@ algo                      checks                                  negative contr
                                                                   ``greedy``
 ``ring``                  one leader, highest live id wins        ``lost-token``
 ``bully``                 one leader, highest live id wins        (none)
+``fd-study``              completeness (all detectors), eventual  ``fixed-timeout``
+                          accuracy (adaptive); prints a table
+``clocksync``             Cristian rtt/2 bound, Berkeley          ``no-outlier-rejection``
+                          precision and accuracy with a liar
 ========================  ======================================  ==========================
 
 Entry points: :func:`run_algo`, :func:`sweep_algo`, ``phalanx sim --algo NAME``.
@@ -52,6 +56,26 @@ CONTROLS: dict[str, tuple[str, ...]] = {
     "causal": causal.CONTROLS, "ricart-agrawala": mutex.CONTROLS,
     "lamport-mutex": mutex.CONTROLS, "ring": election.CONTROLS, "bully": (),
 }
+
+
+# The failure-detection study and the clock-sync simulation live in testnet.sim and import
+# this package's _base, so they are imported on first use (no import cycle).
+def _fd_study(cfg: AlgoConfig) -> AlgoResult:
+    from testnet.sim.fd_study import run_fd_study
+
+    return run_fd_study(cfg)
+
+
+def _clocksync(cfg: AlgoConfig) -> AlgoResult:
+    from testnet.sim.clocksync_sim import run_clocksync
+
+    return run_clocksync(cfg)
+
+
+ALGOS["fd-study"] = _fd_study
+ALGOS["clocksync"] = _clocksync
+CONTROLS["fd-study"] = ("fixed-timeout",)           # == testnet.sim.fd_study.CONTROLS
+CONTROLS["clocksync"] = ("no-outlier-rejection",)   # == testnet.sim.clocksync_sim.CONTROLS
 
 
 def run_algo(cfg: AlgoConfig) -> AlgoResult:

@@ -1,0 +1,199 @@
+"""Failure-detection study: detection time vs false suspicions, per detector, delay and loss.
+
+Theory of operation
+-------------------
+For each network *scenario* (``lan``, ``wan``, ``heavy``: delay law and loss), ``n`` nodes
+send a :class:`~consensus.failure_detector.Heartbeat` to every peer each
+``HEARTBEAT_TICKS`` ticks over the simulator's seeded network
+(:class:`~testnet.sim.algos._base.MessageLoop`); the last node crashes at 2/3 of the run
+(``ticks * 6`` ticks in all). Heartbeat sends do not depend on what any detector thinks, so
+the network is simulated once per scenario and the recorded arrivals are replayed into
+every observer's detector of every *variant*:
+
+* ``fixed-10``, ``fixed-20``: the heartbeat detector with a fixed timeout (2 and 4 periods);
+* ``adaptive``: the heartbeat detector, timeout 10 doubling after each false suspicion;
+* ``phi-1``, ``phi-3``, ``phi-8``: the phi-accrual detector at three thresholds.
+
+Per variant and scenario the study measures, over all (observer, peer) pairs:
+*detection time* (ticks from the crash to the final, permanent suspicion of the crashed
+node; median and max over observers), *false suspicions* (suspicions of a node that was
+alive, per 1000 pair-ticks), and *mistaken time* (the fraction of pair-ticks a live node
+was wrongly suspected).
+
+Checkers (statuses as the simulator's): *strong completeness* -- every observer suspects
+the crashed node permanently before the end (``liveness`` otherwise), for every variant;
+*eventual accuracy* of the adaptive detector (diamond-P) -- no false suspicion in the last
+third of the run (``liveness`` otherwise). Negative control ``fixed-timeout`` applies the
+accuracy check to ``fixed-10`` as well: under the ``heavy`` scenario it keeps suspecting
+live nodes, which the checker must flag.
+
+Called by: :mod:`testnet.sim.algos` (``phalanx sim --algo fd-study``), tests.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from consensus.contract import NodeId, Receive, Tick
+from consensus.failure_detector import (
+    Heartbeat,
+    HeartbeatFailureDetector,
+    Suspect,
+    Trust,
+    decode_heartbeat,
+)
+from consensus.phi_detector import PhiAccrualFailureDetector
+from testnet.sim.algos._base import AlgoConfig, AlgoResult, MessageLoop
+from testnet.sim.network import LinkProfile
+
+__all__ = ["CONTROLS", "SCENARIOS", "VARIANTS", "StudyResult", "run_fd_study"]
+
+CONTROLS = ("fixed-timeout",)
+HEARTBEAT_TICKS = 5
+
+SCENARIOS: dict[str, LinkProfile] = {
+    "lan": LinkProfile(delay_ticks_min=1, delay_ticks_max=3),
+    "wan": LinkProfile(delay_kind="exponential", delay_ticks_min=1, delay_ticks_max=30,
+                       delay_ticks_mean=4.0, drop=0.05),
+    "heavy": LinkProfile(delay_kind="exponential", delay_ticks_min=1, delay_ticks_max=80,
+                         delay_ticks_mean=12.0, drop=0.2),
+}
+
+Detector = HeartbeatFailureDetector | PhiAccrualFailureDetector
+Factory = Callable[[NodeId, list[NodeId]], Detector]
+
+VARIANTS: dict[str, Factory] = {
+    "fixed-10": lambda me, peers: HeartbeatFailureDetector(
+        me, peers, HEARTBEAT_TICKS, 10, 10, adaptive=False),
+    "fixed-20": lambda me, peers: HeartbeatFailureDetector(
+        me, peers, HEARTBEAT_TICKS, 20, 20, adaptive=False),
+    "adaptive": lambda me, peers: HeartbeatFailureDetector(
+        me, peers, HEARTBEAT_TICKS, 10, 640, adaptive=True),
+    "phi-1": lambda me, peers: PhiAccrualFailureDetector(me, peers, HEARTBEAT_TICKS, 1.0),
+    "phi-3": lambda me, peers: PhiAccrualFailureDetector(me, peers, HEARTBEAT_TICKS, 3.0),
+    "phi-8": lambda me, peers: PhiAccrualFailureDetector(me, peers, HEARTBEAT_TICKS, 8.0),
+}
+
+
+@dataclass(slots=True)
+class StudyResult(AlgoResult):
+    """An :class:`AlgoResult` whose text line carries the study's table."""
+
+    table: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return "\n".join([AlgoResult.line(self), *self.table])
+
+
+@dataclass(frozen=True, slots=True)
+class Measure:
+    """One variant under one scenario, over all observers."""
+
+    detection_median: float
+    detection_max: int
+    undetected: int
+    false_suspicions: int
+    false_per_1k: float
+    mistaken: float
+    late_false: int
+
+
+def _arrivals(cfg: AlgoConfig, profile: LinkProfile, horizon: int, crash_at: int
+              ) -> tuple[list[list[tuple[int, Heartbeat]]], MessageLoop]:
+    """Simulate the heartbeats once: ``arrivals[tick]`` lists ``(dst, heartbeat)``."""
+    loop = MessageLoop(cfg.seed, cfg.nodes, profile, decode_heartbeat)
+    crashed = cfg.nodes - 1
+    seq = [0] * cfg.nodes
+    arrivals: list[list[tuple[int, Heartbeat]]] = [[] for _ in range(horizon + 1)]
+    for now in range(horizon + 1):
+        if now:
+            for _src, dst, msg in loop.advance():
+                arrivals[now].append((dst, msg))
+        if now % HEARTBEAT_TICKS == 0:
+            for src in range(cfg.nodes):
+                if src == crashed and now >= crash_at:
+                    continue
+                seq[src] += 1
+                for dst in range(cfg.nodes):
+                    if dst != src:
+                        loop.send(src, dst, Heartbeat(NodeId(src), 0, seq[src]))
+    return arrivals, loop
+
+
+def _measure(cfg: AlgoConfig, factory: Factory, arrivals: list[list[tuple[int, Heartbeat]]],
+             horizon: int, crash_at: int) -> Measure:
+    crashed = NodeId(cfg.nodes - 1)
+    observers = [NodeId(i) for i in range(cfg.nodes - 1)]
+    ids = [NodeId(i) for i in range(cfg.nodes)]
+    dets = {o: factory(o, ids) for o in observers}
+    final_suspect: dict[NodeId, int | None] = dict.fromkeys(observers)
+    false = late_false = mistaken = 0
+    late = horizon - horizon // 3
+    for now in range(horizon + 1):
+        for o in observers:
+            events = dets[o].step(Tick(now)).events
+            for dst, hb in arrivals[now]:
+                if dst == o:
+                    events += dets[o].step(Receive(hb.sender, hb)).events
+            for ev in events:
+                if isinstance(ev, Suspect):
+                    if ev.node == crashed and now >= crash_at:
+                        final_suspect[o] = now if final_suspect[o] is None else final_suspect[o]
+                    else:
+                        false += 1
+                        late_false += now >= late
+                elif isinstance(ev, Trust) and ev.node == crashed:
+                    final_suspect[o] = None
+            sus = dets[o].suspected()
+            mistaken += sum(1 for p in sus if p != crashed or now < crash_at)
+        for o in observers:   # a suspicion held since before the crash counts from the crash
+            if now == crash_at and crashed in dets[o].suspected():
+                final_suspect[o] = crash_at
+    detections = [t - crash_at for t in final_suspect.values() if t is not None]
+    pair_ticks = len(observers) * (cfg.nodes - 1) * (horizon + 1)
+    return Measure(
+        detection_median=statistics.median(detections) if detections else float("nan"),
+        detection_max=max(detections, default=-1),
+        undetected=sum(1 for t in final_suspect.values() if t is None),
+        false_suspicions=false,
+        false_per_1k=1000.0 * false / pair_ticks,
+        mistaken=mistaken / pair_ticks,
+        late_false=late_false,
+    )
+
+
+def run_fd_study(cfg: AlgoConfig) -> AlgoResult:
+    """Run every scenario and variant for one seed; check completeness and accuracy."""
+    if cfg.nodes < 3:
+        raise ValueError("fd-study needs at least 3 nodes (2 observers and 1 crash)")
+    result = StudyResult(cfg)
+    horizon = cfg.ticks * 6
+    crash_at = (2 * horizon) // 3
+    result.table = [
+        f"  {'scenario':8} {'detector':9} {'detect med':>10} {'max':>5} {'false':>6} "
+        f"{'false/1k':>9} {'mistaken':>9}"]
+    messages = 0
+    for scen, profile in SCENARIOS.items():
+        arrivals, loop = _arrivals(cfg, profile, horizon, crash_at)
+        messages += loop.messages_sent()
+        for name, factory in VARIANTS.items():
+            m = _measure(cfg, factory, arrivals, horizon, crash_at)
+            result.table.append(
+                f"  {scen:8} {name:9} {m.detection_median:10.1f} {m.detection_max:5d} "
+                f"{m.false_suspicions:6d} {m.false_per_1k:9.3f} {m.mistaken:9.4f}")
+            if scen == "heavy" and name in ("fixed-10", "adaptive", "phi-8"):
+                result.figures[f"{scen}_{name}_detect"] = m.detection_median
+                result.figures[f"{scen}_{name}_false"] = float(m.false_suspicions)
+            if m.undetected:
+                result.fail("liveness", f"completeness: {name} under {scen}: "
+                                        f"{m.undetected} observer(s) never suspected the crash")
+            checked = ("adaptive", "fixed-10") if cfg.control == "fixed-timeout" \
+                else ("adaptive",)
+            if name in checked and m.late_false:
+                result.fail("liveness", f"accuracy: {name} under {scen}: {m.late_false} "
+                                        f"false suspicion(s) in the last third of the run")
+    result.counts["messages"] = messages
+    result.counts["ticks"] = horizon
+    return result
