@@ -162,11 +162,19 @@ def _call(args: argparse.Namespace) -> int:
 def print_call_result(result: Any) -> None:
     """A call or receipt: status, gas, return words, logs, reason."""
     print_fields(result, order=("success", "status", "gas_used", "return_data", "reason"))
-    data = find_field(result, "return_data", "return", "output")
-    if isinstance(data, str) and data.startswith("0x") and len(data) > 2:
-        raw = bytes.fromhex(data[2:]) if len(data) % 2 == 0 else b""
-        if raw and len(raw) % 32 == 0:
-            words = [int.from_bytes(raw[i : i + 32], "big") for i in range(0, len(raw), 32)]
-            print("return words: " + " ".join(str(w) for w in words))
-        elif raw.isascii() and raw.decode("ascii").isprintable():
-            print(f"return text: {raw.decode('ascii')!r}")
+    print_return_data(find_field(result, "return_data", "return", "output"))
+
+
+def print_return_data(data: Any, indent: str = "") -> None:
+    """Return data read for people: 32-byte words as numbers, printable bytes as text."""
+    if not (isinstance(data, str) and data.startswith("0x") and len(data) > 2):
+        return
+    try:
+        raw = bytes.fromhex(data[2:])
+    except ValueError:
+        return
+    if len(raw) % 32 == 0:
+        words = [int.from_bytes(raw[i : i + 32], "big") for i in range(0, len(raw), 32)]
+        print(f"{indent}return words: " + " ".join(str(w) for w in words))
+    elif raw.isascii() and raw.decode("ascii").isprintable():
+        print(f"{indent}return text: {raw.decode('ascii')!r}")

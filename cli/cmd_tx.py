@@ -150,7 +150,7 @@ def _receipt_failed(out: dict[str, Any]) -> bool:
 
 
 def _print_submitted(out: dict[str, Any], waited: bool) -> None:
-    from cli.cmd_query import print_call_result
+    from cli.cmd_query import print_call_result, print_return_data
 
     if not waited:
         print(f"accepted {out['kind']} {out['hash']} (nonce {out['nonce']}); "
@@ -163,6 +163,7 @@ def _print_submitted(out: dict[str, Any], waited: bool) -> None:
     if isinstance(receipt, dict):
         print("receipt:")
         print_fields(receipt, indent="  ")
+        print_return_data(receipt.get("return_data"), indent="  ")
         contract = receipt.get("contract_address")
         if contract:
             print(f"contract address: {contract}")

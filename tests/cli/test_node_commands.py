@@ -93,7 +93,8 @@ class FakeNode:
                 "reason": "" if decoded.amount != 666 else "reverted at pc 40",
                 "logs": [{"address": "0x" + "cc" * 20, "topics": ["0x" + "dd" * 32], "data": "0x05"}],
                 "contract_address": "0x" + "cc" * 20 if creation else "",
-                "return_data": "0x" + "00" * 31 + "01",
+                "return_data": "0x" + ("00" * 31 + "01" if decoded.amount != 666
+                                       else b"insufficient balance".hex()),
             },
         }
 
@@ -310,6 +311,7 @@ def test_tx_send_failed_receipt_exits_non_zero(
     assert main(argv) == 1
     out = capsys.readouterr().out
     assert out.startswith("FAILED: transfer") and "reverted at pc 40" in out
+    assert "return text: 'insufficient balance'" in out
 
 
 @pytest.mark.parametrize(
