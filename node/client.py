@@ -529,3 +529,30 @@ class AsyncRpcClient:
             BAD_RESPONSE,
             f"no node has reached height {s.height_seen} within {s.catch_up_timeout:g} s",
         )
+
+    # -- named methods ---------------------------------------------------------------------
+
+    async def status(self) -> Any:
+        return await self.call("status")
+
+    async def account(self, address: str) -> Any:
+        return await self.call("account", {"address": address})
+
+    async def block(self, height: int | None = None) -> Any:
+        return await self.call("block", None if height is None else {"height": height})
+
+    async def tx(self, tx_hash: str) -> Any:
+        return await self.call("tx", {"hash": tx_hash})
+
+    async def broadcast_tx_sync(self, tx: bytes, *, key: bytes | None = None) -> Any:
+        return await self.call("broadcast_tx_sync", {"tx": "0x" + tx.hex()}, key=key)
+
+    async def broadcast_tx_commit(
+        self, tx: bytes, *, key: bytes | None = None, wait: float = 30.0
+    ) -> Any:
+        """As :meth:`RpcClient.broadcast_tx_commit`."""
+        return await self.call("broadcast_tx_commit", {"tx": "0x" + tx.hex(), "timeout": wait},
+                               key=key, timeout=wait + 10)  # fmt: skip
+
+    async def contract_call(self, to: str, data: bytes, **extra: Any) -> Any:
+        return await self.call("call", {"to": to, "data": "0x" + data.hex(), **extra})

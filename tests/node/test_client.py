@@ -224,10 +224,12 @@ async def test_async_client_under_trio_balances_and_reads_monotonically() -> Non
     async with AsyncRpcClient(
         "a:1,b:1", transport=httpx.MockTransport(nodes.handler), catch_up_timeout=0.2
     ) as c:
-        assert (await c.call("status"))["chain_id"] == 7
+        assert (await c.status())["chain_id"] == 7
         assert c.height_seen == 8
         for _ in range(3):
-            assert (await c.call("account", {"address": "x"}))["seen_by"] == "a"
+            assert (await c.account("x"))["seen_by"] == "a"
+        assert (await c.broadcast_tx_commit(b"\x01"))["height"] == 9
+        assert c.height_seen == 9
         with pytest.raises(RpcClientError) as err:
             await c.call("boom")
     assert err.value.code == -32001
