@@ -8,6 +8,8 @@ everywhere (liveness after heal).
 
 from __future__ import annotations
 
+import pytest
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consensus.contract import NodeId, Tick
@@ -82,3 +84,12 @@ def run_schedule(n: int, seed: int, ops: list[tuple[str, int]]) -> None:
     c.run_until(lambda: all(c.apps[i].height >= h for i in c.ids), ticks=300)
     assert len({c.apps[i].roots[h] for i in c.ids}) == 1
     c.check_agreement()
+
+
+@pytest.mark.parametrize("n", [3, 5])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(min_value=0, max_value=1000), ops=OPS)
+def test_random_faults_keep_agreement_and_heal_restores_progress(
+    n: int, seed: int, ops: list[tuple[str, int]]
+) -> None:
+    run_schedule(n, seed, ops)

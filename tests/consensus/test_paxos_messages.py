@@ -159,7 +159,7 @@ def test_certificate_needs_a_majority_of_distinct_valid_votes() -> None:
     assert Ballot.unpack(ballot.packed) == ballot
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     which=st.integers(min_value=0, max_value=len(EVERY_KIND) - 1),
     edits=st.lists(
@@ -191,6 +191,7 @@ def test_whatever_decodes_re_encodes_to_the_same_bytes(
     assert msg.encode() == bytes(data)
 
 
+@settings(max_examples=60, deadline=None)
 @given(
     st.recursive(
         st.binary(max_size=80) | st.integers(0, 2**80),
