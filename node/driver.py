@@ -304,12 +304,19 @@ class ConsensusDriver:
             head = self.app.head
             if block.header.height != head.height + 1 or block.header.parent_hash != head.block_hash:
                 continue
+            before_seq, before_id = self.app.head_seq, self.app.state_id()
             try:
                 outcome = await self._run(self.app.apply_synced, block, cert)
             except Exception as e:  # a peer's bad block or certificate
                 log.warning("synced block %d refused: %s", block.header.height, e)
                 return
             self._finish(outcome)
+            # The seqs between the previous block's and this one's were no-ops, so the chain
+            # state at a checkpoint seq among them is the state before this block: report it,
+            # or this node would never vote for those checkpoints.
+            k = self.kit.checkpoint_interval
+            for c in range((before_seq // k + 1) * k, outcome.seq, k):
+                await self._step(Applied(c, before_id))
             await self._step(Applied(outcome.seq, self.app.state_id()))
 
     # ------------------------------------------------------------------ proposing

@@ -84,6 +84,7 @@ class EngineKit:
     decode_record: Callable[[bytes], Any]
     verify_commit: Callable[[CommitCertificate, Callable[[], bytes]], bool]
     leader: Callable[[], int | None]
+    checkpoint_interval: int = 1
     byzantine: str = ""
 
     def view(self) -> int:
@@ -156,7 +157,7 @@ def build_engine(
 
         kit = EngineKit(
             "pbft", replica, replica, node_id, n, cfg.faults, decode_message, decode_record,
-            verify_pbft, lambda: int(cfg.primary_of(replica.view)),
+            verify_pbft, lambda: int(cfg.primary_of(replica.view)), interval,
         )
     elif genesis.engine == "paxos":
         from consensus.paxos import PaxosConfig, PaxosReplica
@@ -186,7 +187,7 @@ def build_engine(
 
         kit = EngineKit(
             "paxos", preplica, preplica, node_id, n, (n - 1) // 2, paxos_decode, paxos_record,
-            verify_paxos, paxos_leader,
+            verify_paxos, paxos_leader, interval,
         )
     else:
         raise EngineSetupError(f"unknown consensus engine {genesis.engine!r}")

@@ -120,7 +120,7 @@ class BlockSync:
         responses: trio.MemoryReceiveChannel[Any],
         *,
         penalize: Callable[[int, str], None] = lambda peer, reason: None,
-        lag_blocks: int = 2,
+        lag_blocks: int = 5,
         batch_blocks_max: int = 64,
         batch_bytes_max: int = 2 * 1024 * 1024,
         request_timeout_s: float = 5.0,
