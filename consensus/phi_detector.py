@@ -31,7 +31,6 @@ detector, tests.
 from __future__ import annotations
 
 import math
-import statistics
 from collections import deque
 from collections.abc import Iterable
 
@@ -100,6 +99,9 @@ class PhiAccrualFailureDetector:
         prior = [float(heartbeat_ticks)] * 2
         self._intervals: dict[NodeId, deque[float]] = {
             p: deque(prior, maxlen=window_max) for p in self.peers}
+        # Running (sum, sum of squares) per window: intervals are whole ticks, so exact.
+        self._sums: dict[NodeId, tuple[float, float]] = {
+            p: (sum(prior), sum(x * x for x in prior)) for p in self.peers}
         self._fits: dict[NodeId, tuple[float, float]] = {}
         self._suspected: set[NodeId] = set()
         self._sent = self._received = self._ignored = 0
@@ -119,9 +121,22 @@ class PhiAccrualFailureDetector:
         fit = self._fits.get(peer)
         if fit is None:       # refit only after a new interval (every tick asks for phi)
             window = self._intervals[peer]
-            mean = statistics.fmean(window) + self.pause_ticks
-            fit = self._fits[peer] = (mean, max(statistics.pstdev(window), self.std_ticks_min))
+            total, squares = self._sums[peer]
+            mean = total / len(window)
+            var = max(squares / len(window) - mean * mean, 0.0)
+            fit = self._fits[peer] = (mean + self.pause_ticks,
+                                      max(math.sqrt(var), self.std_ticks_min))
         return fit
+
+    def _add_interval(self, peer: NodeId, interval: float) -> None:
+        window = self._intervals[peer]
+        total, squares = self._sums[peer]
+        if len(window) == self.window_max:
+            old = window[0]
+            total, squares = total - old, squares - old * old
+        window.append(interval)
+        self._sums[peer] = (total + interval, squares + interval * interval)
+        self._fits.pop(peer, None)
 
     def phi_of(self, peer: NodeId) -> float:
         """The current suspicion level of ``peer`` (0 before the first tick)."""
@@ -194,8 +209,7 @@ class PhiAccrualFailureDetector:
             return
         now = self._now if self._now is not None else 0
         if sender in self._last_stamp:      # the first arrival has no interval before it
-            self._intervals[sender].append(float(now - self._last_heard.get(sender, now)))
-            self._fits.pop(sender, None)
+            self._add_interval(sender, float(now - self._last_heard.get(sender, now)))
         self._received += 1
         self._last_stamp[sender] = stamp
         self._last_payload[sender] = hb.payload

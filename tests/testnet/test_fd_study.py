@@ -35,6 +35,6 @@ def test_fixed_timeout_control_is_flagged_by_the_accuracy_checker() -> None:
 
 
 def test_same_seed_same_figures() -> None:
-    a = run_algo(AlgoConfig("fd-study", seed=5, ticks=60))
-    b = run_algo(AlgoConfig("fd-study", seed=5, ticks=60))
+    a = run_algo(AlgoConfig("fd-study", seed=5, ticks=40))
+    b = run_algo(AlgoConfig("fd-study", seed=5, ticks=40))
     assert a.figures == b.figures and a.line() == b.line()
