@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import random
+import statistics
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from consensus.contract import NodeId, Receive, Tick
 from consensus.failure_detector import Heartbeat, HeartbeatFailureDetector, Suspect, Trust
@@ -91,3 +94,20 @@ def test_bad_parameters_are_rejected() -> None:
         PhiAccrualFailureDetector(A, [B], heartbeat_ticks=0)
     with pytest.raises(ValueError):
         PhiAccrualFailureDetector(A, [B], heartbeat_ticks=1, threshold=0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(gaps=st.lists(st.integers(1, 40), min_size=1, max_size=30), window=st.integers(2, 8))
+def test_running_fit_matches_a_naive_mean_and_deviation(gaps: list[int], window: int) -> None:
+    det = PhiAccrualFailureDetector(A, [B], heartbeat_ticks=5, window_max=window,
+                                    std_ticks_min=1e-9)
+    now = 0
+    det.step(Tick(0))
+    for seq, gap in enumerate(gaps, start=1):
+        now += gap
+        det.step(Tick(now))
+        det.step(Receive(B, Heartbeat(B, 0, seq)))
+    naive = list(det._intervals[B])
+    mean, std = det._fit(B)
+    assert mean == pytest.approx(statistics.fmean(naive))
+    assert std == pytest.approx(max(statistics.pstdev(naive), 1e-9), abs=1e-6)
