@@ -51,7 +51,7 @@ _PHI_MAX = 1e9
 def phi(elapsed: float, mean: float, std: float) -> float:
     """The suspicion level after ``elapsed`` ticks of silence, for intervals ~ N(mean, std)."""
     y = (elapsed - mean) / std
-    y = max(-40.0, min(40.0, y))
+    y = max(-12.0, min(12.0, y))    # exp() stays finite; phi saturates near 61
     e = math.exp(-y * (1.5976 + 0.070566 * y * y))
     p_later = e / (1.0 + e) if elapsed > mean else 1.0 - 1.0 / (1.0 + e)
     if p_later <= 0.0:

@@ -21,7 +21,8 @@ def test_phi_grows_with_silence_and_matches_the_normal_tail() -> None:
     assert levels == sorted(levels)
     assert phi(10.0, 10.0, 2.0) == pytest.approx(0.301, abs=0.01)     # P(later) = 1/2
     assert phi(14.0, 10.0, 2.0) == pytest.approx(1.65, abs=0.1)       # 2 sigma: ~2.3 %
-    assert phi(10_000.0, 10.0, 1.0) > 100
+    assert phi(10_000.0, 10.0, 1.0) > 50         # saturates, never overflows
+    assert phi(-10_000.0, 10.0, 1e-9) == pytest.approx(0.0, abs=1e-9)
 
 
 def _feed(det: PhiAccrualFailureDetector, arrivals: list[int], until: int) -> list[object]:
