@@ -52,7 +52,12 @@ from consensus.paxos.messages import (
     digest_of,
     vote_bytes,
 )
-from consensus.paxos.records import AcceptedRecord, CheckpointRecord, PromisedRecord
+from consensus.paxos.records import (
+    AcceptedRecord,
+    CheckpointRecord,
+    IncarnationRecord,
+    PromisedRecord,
+)
 
 
 class _Shared:
@@ -71,6 +76,7 @@ class _Shared:
     promised: Ballot
     _accepted: dict[int, tuple[Ballot, bytes]]
     _accepted_ballot_max: Ballot
+    _incarnation: int
     # learner
     _chosen: dict[int, tuple[bytes, Certificate]]
     delivered: int
@@ -129,6 +135,8 @@ class _AcceptorRole(_Shared):
                     if old is None or old[0] <= r.ballot:
                         self._accepted[slot] = (r.ballot, value)
                         self._accepted_ballot_max = max(self._accepted_ballot_max, r.ballot)
+            elif isinstance(r, IncarnationRecord):
+                self._incarnation = max(self._incarnation, r.number + 1)
             elif isinstance(r, CheckpointRecord):
                 if r.seq > self.low:
                     self.low, self._low_root = r.seq, r.root

@@ -2,7 +2,8 @@
 
 ``PromisedRecord`` (the highest promised ballot), ``AcceptedRecord`` (values accepted at a
 ballot) and ``CheckpointRecord`` (a stable checkpoint; every record about slots at or below
-it may be dropped by the driver's WAL compaction). Each has ``encode()``;
+it may be dropped by the driver's WAL compaction) and ``IncarnationRecord`` (how many
+times the replica started: its heartbeat epoch). Each has ``encode()``;
 :func:`decode_record` is strict. Who calls it: the replica, the node's WAL, tests.
 """
 
@@ -16,7 +17,14 @@ import rlp
 from consensus.contract import InvalidMessage
 from consensus.paxos.messages import Ballot, _ballot, _bytes, _list, _uint, rlp_encode
 
-__all__ = ["AcceptedRecord", "CheckpointRecord", "PromisedRecord", "Record", "decode_record"]
+__all__ = [
+    "AcceptedRecord",
+    "CheckpointRecord",
+    "IncarnationRecord",
+    "PromisedRecord",
+    "Record",
+    "decode_record",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +65,20 @@ class CheckpointRecord:
         return data
 
 
-Record = PromisedRecord | AcceptedRecord | CheckpointRecord
+@dataclass(frozen=True, slots=True)
+class IncarnationRecord:
+    """Durable: this replica started for the ``number``-th time (its heartbeat epoch), so
+    peers tell its fresh heartbeats from old ones after a restart."""
+
+    number: int
+    KIND: ClassVar[int] = 104
+
+    def encode(self) -> bytes:
+        data: bytes = rlp_encode([self.KIND, self.number])
+        return data
+
+
+Record = PromisedRecord | AcceptedRecord | CheckpointRecord | IncarnationRecord
 
 
 def decode_record(data: bytes) -> Record:
@@ -81,6 +102,8 @@ def decode_record(data: bytes) -> Record:
         record = AcceptedRecord(_ballot(items[1]), entries)
     elif kind == CheckpointRecord.KIND and len(items) == 3:
         record = CheckpointRecord(_uint(items[1]), _bytes(items[2]))
+    elif kind == IncarnationRecord.KIND and len(items) == 2:
+        record = IncarnationRecord(_uint(items[1]))
     else:
         raise InvalidMessage(f"unknown record kind {kind}")
     if record.encode() != bytes(data):

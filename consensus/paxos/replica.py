@@ -95,6 +95,7 @@ from consensus.paxos.messages import (
     digest_of,
     vote_bytes,
 )
+from consensus.paxos.records import IncarnationRecord
 
 __all__ = ["PaxosReplica"]
 
@@ -155,6 +156,8 @@ class PaxosReplica(_AcceptorRole, _LearnerRole):
         self.promised = ZERO_BALLOT
         self._accepted: dict[int, tuple[Ballot, bytes]] = {}
         self._accepted_ballot_max = ZERO_BALLOT
+        self._incarnation = 0  # raised by restore(); persisted by the first step
+        self._incarnation_persisted = False
         # Learner state.
         self._chosen: dict[int, tuple[bytes, Certificate]] = {}
         self.delivered = 0
@@ -217,6 +220,11 @@ class PaxosReplica(_AcceptorRole, _LearnerRole):
         out = Output()
         promised_before, delivered_before = self.promised, self.delivered
         self._base = self.delivered
+        if not self._incarnation_persisted:
+            # Before any heartbeat leaves with this epoch, so a later restart uses a higher one.
+            self._incarnation_persisted = True
+            self._fd.epoch = self._incarnation
+            out.persist.append(IncarnationRecord(self._incarnation))
         if isinstance(event, Receive):
             self._on_receive(event.sender, event.message, out)
         elif isinstance(event, Tick):

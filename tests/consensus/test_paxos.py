@@ -21,7 +21,12 @@ from consensus.paxos.messages import (
     digest_of,
     vote_bytes,
 )
-from consensus.paxos.records import AcceptedRecord, PromisedRecord
+from consensus.paxos.records import (
+    AcceptedRecord,
+    IncarnationRecord,
+    PromisedRecord,
+    decode_record,
+)
 from consensus.paxos.replica import PaxosReplica
 from tests.consensus.paxos_cluster import Cluster
 
@@ -477,3 +482,15 @@ def test_a_ballot_is_only_usable_by_its_owner() -> None:
         out = c.replicas[N0].step(Receive(N1, signed))
         assert out.send == [] and out.persist == []
     assert c.replicas[N0].promised < Ballot(90, 2)
+
+
+def test_restarted_replica_is_trusted_again_at_once_thanks_to_its_new_incarnation() -> None:
+    c = started(3)
+    c.tick(60)  # long enough that heartbeat numbers are high
+    c.crash(N1)
+    c.run_until(lambda: N1 in c.replicas[N0].statistics().suspected, ticks=50)
+    c.restart(N1)
+    c.tick(4)
+    assert N1 not in c.replicas[N0].statistics().suspected
+    records = [decode_record(b) for b in c.records[N1]]
+    assert records.count(IncarnationRecord(0)) == records.count(IncarnationRecord(1)) == 1
