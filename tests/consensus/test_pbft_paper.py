@@ -466,3 +466,17 @@ def test_statistics_say_what_a_stuck_replica_waits_for() -> None:
     feed(replica, keys.view_change(1, sender=3))
     feed(replica, keys.view_change(1, sender=0))  # f+1: replica 2 joins view 1
     assert replica.statistics().waiting_for == "NewView for view 1 from primary 1"
+
+
+def test_one_replica_asking_for_ever_higher_views_moves_nobody() -> None:
+    replica, keys = lone_replica(node=2)
+    for view in range(5, 12):
+        out = feed(replica, keys.view_change(view, sender=3))
+        assert not sent_of(out, ViewChange)
+    stats = replica.statistics()
+    assert (stats.view, stats.phase) == (0, "normal")
+    assert stats.dropped_count("view-change-flood") == 0  # newer ones replace the oldest
+    feed(replica, keys.view_change(6, sender=3))  # older than the 4 it keeps: refused
+    assert replica.statistics().dropped_count("view-change-flood") == 1
+    out = feed(replica, keys.view_change(9, sender=0))  # a second replica: f+1 agree on >= 9
+    assert [vc.new_view for vc in sent_of(out, ViewChange)] == [9]
