@@ -24,6 +24,7 @@ from pathlib import Path
 __all__ = [
     "free_ports",
     "pid_alive",
+    "pid_runs",
     "pid_stopped",
     "send_signal",
     "spawn",
@@ -96,6 +97,21 @@ def pid_alive(pid: int) -> bool:
     except (OSError, IndexError):
         return True
     return state != "Z"
+
+
+def pid_runs(pid: int, marker: str) -> bool:
+    """True when ``pid`` is alive and its command line contains ``marker``.
+
+    State files keep pids for days; checking the command line (a node's home, the proxy's
+    directory) keeps a reused pid from being signalled by mistake.
+    """
+    if not pid_alive(pid):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    return marker in cmdline
 
 
 def pid_stopped(pid: int) -> bool:

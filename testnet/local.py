@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from testnet._layout import Layout, LayoutError, NodeSpec, generate, load_layout
-from testnet._procs import pid_alive, pid_stopped, send_signal, spawn, stop_pid, stop_pids
+from testnet._procs import pid_alive, pid_runs, pid_stopped, send_signal, spawn, stop_pid, stop_pids
 from testnet.proxy import ProxyControl
 
 __all__ = ["Testnet", "TestnetError", "merged_logs"]
@@ -86,14 +86,14 @@ class Testnet:
     # ------------------------------------------------------------------ processes
     def start(self, timeout: float = 60.0) -> None:
         """Start the proxy (if any) and every node not running; wait until healthy."""
-        if self.layout.proxy and not pid_alive(self.layout.proxy_pid):
+        if self.layout.proxy and not self._proxy_pid():
             self.layout.proxy_pid = spawn(
                 ["testnet.proxy", "--dir", self.layout.dir], self.dir / "proxy.log"
             )
             self.layout.save()
             self.proxy.wait_ready(timeout=10.0, pid=self.layout.proxy_pid)
         for node in self.layout.nodes:
-            if not pid_alive(node.pid):
+            if not self._pid(node):
                 self._spawn(node)
         self.layout.save()
         self.wait_healthy(timeout)
@@ -106,41 +106,49 @@ class Testnet:
 
     def stop(self) -> None:
         """Stop every node and the proxy cleanly (SIGTERM, SIGKILL after a grace period)."""
-        stop_pids([node.pid for node in self.layout.nodes])
+        stop_pids([self._pid(node) for node in self.layout.nodes])
         for node in self.layout.nodes:
             node.pid = 0
-        if self.layout.proxy_pid:
-            stop_pid(self.layout.proxy_pid, grace=3.0)
-            self.layout.proxy_pid = 0
+        if self._proxy_pid():
+            stop_pid(self._proxy_pid(), grace=3.0)
+        self.layout.proxy_pid = 0
         self.layout.save()
 
     def kill(self, index: int) -> None:
         """SIGKILL node ``index`` (a crash: no clean shutdown)."""
-        node = self._node(index)
-        send_signal(node.pid, signal.SIGCONT)
-        send_signal(node.pid, signal.SIGKILL)
+        pid = self._pid(self._node(index))
+        send_signal(pid, signal.SIGCONT)
+        send_signal(pid, signal.SIGKILL)
         deadline = time.monotonic() + 5.0
-        while pid_alive(node.pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.02)
 
     def pause(self, index: int) -> None:
         """SIGSTOP node ``index``."""
-        if not send_signal(self._node(index).pid, signal.SIGSTOP):
+        if not send_signal(self._pid(self._node(index)), signal.SIGSTOP):
             raise TestnetError(f"node {index} is not running")
 
     def resume(self, index: int) -> None:
         """SIGCONT node ``index``."""
-        if not send_signal(self._node(index).pid, signal.SIGCONT):
+        if not send_signal(self._pid(self._node(index)), signal.SIGCONT):
             raise TestnetError(f"node {index} is not running")
 
     def restart(self, index: int, *, wait: bool = True, timeout: float = 30.0) -> None:
         """Stop node ``index`` (if running) and start it again on the same home."""
         node = self._node(index)
-        stop_pid(node.pid)
+        stop_pid(self._pid(node))
         self._spawn(node)
         self.layout.save()
         if wait:
             self.wait_node(index, timeout)
+
+    def _pid(self, node: NodeSpec) -> int:
+        """The node's pid if that process is still this node (its home on the command line)."""
+        return node.pid if pid_runs(node.pid, node.home) else 0
+
+    def _proxy_pid(self) -> int:
+        pid = self.layout.proxy_pid
+        return pid if pid_runs(pid, "testnet.proxy") and pid_runs(pid, self.layout.dir) else 0
 
     def _node(self, index: int) -> NodeSpec:
         try:
@@ -179,7 +187,7 @@ class Testnet:
         """Wait until node ``index`` answers ``status``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not pid_alive(self._node(index).pid):
+            if not self._pid(self._node(index)):
                 raise TestnetError(f"node {index} exited; see {self._stdout(index)}")
             if self.node_status(index, timeout=1.0) is not None:
                 return
@@ -220,7 +228,7 @@ class Testnet:
         """One row per node: index, pid, state, height, API URL, p2p port, role."""
         rows = []
         for node in self.layout.nodes:
-            alive = pid_alive(node.pid)
+            alive = bool(self._pid(node))
             state = "paused" if alive and pid_stopped(node.pid) else ("running" if alive else "down")
             st = self.node_status(node.index, timeout=1.0) if state == "running" else None
             rows.append({

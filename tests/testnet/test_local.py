@@ -132,3 +132,13 @@ def test_catch_up_time_is_until_the_slowest_honest_node_reaches_the_top_at_the_h
     assert catch_up_times(samples, [3.0]) == [3.5]
     assert catch_up_times(samples, [6.0]) == [None]  # the top at 6 s (16) is never reached by all
     assert catch_up_times(samples, [-1.0]) == [None]
+
+
+def test_a_pid_is_only_ours_when_its_command_line_says_so() -> None:
+    import os
+
+    from testnet._procs import pid_runs
+
+    assert pid_runs(os.getpid(), "python") or pid_runs(os.getpid(), "pytest")
+    assert not pid_runs(os.getpid(), "/no/such/testnet/home")
+    assert not pid_runs(0, "") and not pid_runs(2**22 + 12345, "")
