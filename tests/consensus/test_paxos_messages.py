@@ -35,7 +35,13 @@ from consensus.paxos.messages import (
     rlp_encode,
     vote_bytes,
 )
-from consensus.paxos.records import AcceptedRecord, CheckpointRecord, PromisedRecord, decode_record
+from consensus.paxos.records import (
+    AcceptedRecord,
+    CheckpointRecord,
+    IncarnationRecord,
+    PromisedRecord,
+    decode_record,
+)
 from consensus.signing import make_keyring
 
 # (message, canonical bytes) worked out by hand from the RLP rules: [kind, sender, *body, sig].
@@ -123,6 +129,7 @@ RECORDS = [
     (PromisedRecord(Ballot(1, 2)), "c4 65 c2 01 02"),
     (AcceptedRecord(Ballot(1, 2), ((3, b"x"),)), "c8 66 c2 01 02 c3 c2 03 78"),
     (CheckpointRecord(5, b"r"), "c3 67 05 72"),
+    (IncarnationRecord(2), "c2 68 02"),
 ]
 
 
@@ -133,7 +140,7 @@ def test_records_round_trip(record: object, hexbytes: str) -> None:
     assert decode_record(data) == record
 
 
-@pytest.mark.parametrize("hexbytes", ["", "c0", "c2 68 01", "c3 65 c2 01", "c4 67 05 72 00"])
+@pytest.mark.parametrize("hexbytes", ["", "c0", "c2 69 01", "c3 65 c2 01", "c4 67 05 72 00"])
 def test_malformed_records_are_rejected(hexbytes: str) -> None:
     with pytest.raises(InvalidMessage):
         decode_record(bytes.fromhex(hexbytes.replace(" ", "")))
