@@ -5,20 +5,23 @@ Theory of operation
 *Leader.* Each replica embeds a heartbeat failure detector and a bully election
 (``consensus.failure_detector``, ``consensus.election``), whose messages travel wrapped in
 signed ``Control`` messages. The replica the election names runs **phase 1 once for all
-slots** from its first unchosen slot: ``Prepare(ballot, from_slot)``. With f+1 ``Promise``
+slots** above the stable checkpoint: ``Prepare(ballot, from_slot)``. With f+1 ``Promise``
 messages it re-proposes, slot by slot, the value accepted at the highest ballot (a value
-possibly chosen) and fills holes below the highest reported slot with no-ops (``b""``); from
+possibly chosen; also slots it knows only from installed state, so that it holds their
+certificates) and fills holes below the highest reported slot with no-ops (``b""``); from
 then on it is a stable leader and runs **phase 2 only**: ``Accept(ballot, [(slot, value)...])``
 batches of up to ``batch_values_max`` values (an idle leader sends a value at once; while
 slots are in flight, values wait to fill a batch). A leader that sees a higher ballot (``Nack``,
 ``Prepare``, ``Accept``) steps down; if the election still names it, it retries phase 1 with
-a higher round after a random backoff, so duelling proposers settle.
+a higher round after a random backoff, so duelling proposers settle, and re-proposes the
+values it had in flight unless that phase 1 shows them possibly chosen.
 
 *Proposals.* ``Propose(value)`` at the leader queues the value (bounded); elsewhere it is
 forwarded to the leader named by the election (``Forward``), or held until one is known and
-forwarded at the next retransmission period. A value in flight when its leader crashes is
-either recovered by the next leader's phase 1 or lost: the application re-proposes what it
-does not see delivered (the node's mempool does).
+forwarded at the next retransmission period (a random nonce lets the leader drop duplicated
+copies). A value in flight when its leader crashes or loses the election is either recovered
+by the next leader's phase 1 or lost: the application re-proposes what it does not see
+delivered (the node's mempool does). Values are not deduplicated otherwise.
 
 *Learning.* Acceptors sign one vote per slot (``Accepted``); the leader learns a slot when f+1
 acceptors voted for the same digest at its ballot, and broadcasts ``Decided`` with the value
@@ -31,7 +34,10 @@ slots it lacks are below the peer's stable checkpoint.
 *Durability.* ``PromisedRecord`` and ``AcceptedRecord`` are in ``out.persist`` in the same
 batch as the Promise/Accepted they justify, and the driver writes ``persist`` before it
 sends; :meth:`PaxosReplica.restore` rebuilds the promised ballot and accepted values, so a
-restarted replica never goes back on a promise or a vote.
+restarted replica never goes back on a promise or a vote. An ``IncarnationRecord``, persisted
+by the first step of each life, numbers the heartbeat epoch so that peers trust a restarted
+replica at its first heartbeat. After ``restore`` the driver should feed
+``Applied(height, root)`` for the state its application kept.
 
 *Checkpoints.* ``Applied(seq, root)`` with ``seq`` a multiple of ``checkpoint_interval``
 sends a signed ``Checkpoint``; f+1 matching ones make it *stable*: the log at and below it is
