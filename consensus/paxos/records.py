@@ -15,7 +15,8 @@ from typing import ClassVar
 import rlp
 
 from consensus.contract import InvalidMessage
-from consensus.paxos.messages import Ballot, _ballot, _bytes, _list, _uint, rlp_encode
+from consensus.paxos._codec import _bytes, _list, _uint, rlp_encode
+from consensus.paxos.messages import Ballot, _ballot
 
 __all__ = [
     "AcceptedRecord",
