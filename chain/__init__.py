@@ -21,6 +21,7 @@ from chain.block import (
     make_certificate,
 )
 from chain.errors import ChainError, DecodeError, GenesisError, KeyFileError
+from chain.executor import BlockResult, Executor
 from chain.genesis import (
     Genesis,
     GenesisValidator,
@@ -39,6 +40,7 @@ from chain.keys import (
     save_key_file,
     verify_signature,
 )
+from chain.mempool import Mempool, MempoolConfig, MempoolRejected, RejectReason
 from chain.merkle import (
     MerkleProof,
     decode_proof,
@@ -47,6 +49,9 @@ from chain.merkle import (
     merkle_root,
     verify_proof,
 )
+from chain.receipt import Log, Receipt, ReceiptStatus, decode_receipt
+from chain.runtime import CallResult, ContractRuntime, ExecutionContext
+from chain.state import Account, StateCommit, StateDB, apply_writes, full_state_root
 from chain.tx import (
     MAX_TX_BYTES,
     MAX_TX_DATA_BYTES,
@@ -64,29 +69,47 @@ __all__ = [
     "MAX_TX_DATA_BYTES",
     "TX_DOMAIN",
     "ZERO_HASH",
+    "Account",
     "Block",
+    "BlockResult",
+    "CallResult",
     "ChainError",
     "CommitCertificate",
+    "ContractRuntime",
     "DecodeError",
+    "ExecutionContext",
+    "Executor",
     "Genesis",
     "GenesisError",
     "GenesisValidator",
     "Header",
     "KeyFileError",
+    "Log",
+    "Mempool",
+    "MempoolConfig",
+    "MempoolRejected",
     "MerkleProof",
     "PrivateKey",
     "PublicKey",
+    "Receipt",
+    "ReceiptStatus",
+    "RejectReason",
+    "StateCommit",
+    "StateDB",
     "Transaction",
     "Vote",
     "address_of",
+    "apply_writes",
     "build_block",
     "decode_block",
     "decode_certificate",
     "decode_header",
     "decode_proof",
+    "decode_receipt",
     "decode_transaction",
     "encode_proof",
     "format_address",
+    "full_state_root",
     "genesis_block",
     "load_genesis",
     "load_key_file",

@@ -4,8 +4,9 @@ Length-prefixed frames (:mod:`p2p.framing`), an authenticated X25519/Ed25519 han
 (:mod:`p2p.handshake`), ChaCha20-Poly1305 sessions (:mod:`p2p.session`), message envelopes
 with Lamport timestamps (:mod:`p2p.messages`, :mod:`p2p.lamport`), the per-connection driver
 (:mod:`p2p.transport`), the peer manager (:mod:`p2p.peers`, policy in :mod:`p2p.policy`),
-transaction gossip (:mod:`p2p.gossip` core, :mod:`p2p.gossip_service` driver) and heartbeats
-(:mod:`p2p.heartbeat`). Imports nothing from chain, consensus or node.
+transaction gossip (:mod:`p2p.gossip` core, :mod:`p2p.gossip_service` driver), heartbeats
+(:mod:`p2p.heartbeat`), vector clocks (:mod:`p2p.clocks`) and sans-IO broadcast cores
+(:mod:`p2p.broadcast`; its message kind is re-exported as ``BroadcastKind``). Imports nothing from chain, consensus or node.
 
 How a node wires it (one root nursery)::
 
@@ -26,6 +27,30 @@ Messages of kinds nobody subscribed to arrive on ``peers.inbound``; subscribe ev
 node handles, since an unread ``inbound`` channel holds up the readers.
 """
 
+from p2p.broadcast import (
+    BestEffortBroadcast,
+    BrachaBroadcast,
+    BroadcastMessage,
+    BroadcastOutput,
+    BroadcastStatistics,
+    CausalBroadcast,
+    CausalMessage,
+    Delivered,
+    Incoming,
+    InvalidBroadcastMessage,
+    Originate,
+    PlainMessage,
+    decode_broadcast_message,
+)
+from p2p.broadcast import Kind as BroadcastKind
+from p2p.clocks import (
+    VECTOR_ENTRIES_MAX,
+    InvalidVectorStamp,
+    VectorClock,
+    VectorStamp,
+    decode_vector_stamp,
+    merge_logs,
+)
 from p2p.config import P2PConfig
 from p2p.errors import (
     ConnectionClosed,
@@ -52,7 +77,17 @@ from p2p.peers import PeerInfo, PeerManager, PeerStatistics
 from p2p.session import Session
 
 __all__ = [
+    "VECTOR_ENTRIES_MAX",
+    "BestEffortBroadcast",
+    "BrachaBroadcast",
+    "BroadcastKind",
+    "BroadcastMessage",
+    "BroadcastOutput",
+    "BroadcastStatistics",
+    "CausalBroadcast",
+    "CausalMessage",
     "ConnectionClosed",
+    "Delivered",
     "Envelope",
     "FrameTooLarge",
     "GossipConfig",
@@ -66,11 +101,15 @@ __all__ = [
     "HeartbeatTracker",
     "Identity",
     "Inbound",
+    "Incoming",
     "InvalidBatch",
+    "InvalidBroadcastMessage",
     "InvalidEnvelope",
+    "InvalidVectorStamp",
     "Kind",
     "LamportClock",
     "MessageTooLarge",
+    "Originate",
     "P2PConfig",
     "P2PError",
     "PeerBanned",
@@ -79,10 +118,16 @@ __all__ = [
     "PeerInfo",
     "PeerManager",
     "PeerStatistics",
+    "PlainMessage",
     "QueueFull",
     "Role",
     "Session",
     "SessionError",
     "TxGossip",
     "UnknownPeer",
+    "VectorClock",
+    "VectorStamp",
+    "decode_broadcast_message",
+    "decode_vector_stamp",
+    "merge_logs",
 ]
