@@ -11,8 +11,10 @@ from hypothesis import strategies as st
 from testnet.linearizability import (
     REGISTER_MODEL,
     HistoryError,
+    LinearizabilityResult,
     check_bank,
     check_history,
+    pair_operations,
 )
 
 
@@ -145,3 +147,33 @@ def test_histories_from_a_real_sequential_execution_are_accepted(
     history, initial = case
     r = check_bank(history, initial)
     assert r.ok, [k.detail for k in r.keys.values()]
+
+
+def _replay_witness(history: list[dict[str, Any]], initial: dict[str, int],
+                    r: LinearizabilityResult) -> None:
+    """The order the checker returns is itself a legal, real-time-respecting execution."""
+    ops = {o.index: o for o in pair_operations(history)}
+    for acct, kr in r.keys.items():
+        balance = initial.get(str(acct), 0)
+        for i, a in enumerate(kr.order):
+            assert not any(ops[b].ret < ops[a].call for b in kr.order[i + 1:])
+            o = ops[a]
+            if o.op == "transfer":
+                src, dst, amount = o.arg
+                balance += (amount if dst == acct else 0) - (amount if src == acct else 0)
+                assert balance >= 0
+            else:
+                assert o.result[1] == balance
+        completed = {o.index for o in ops.values() if o.completed and (
+            o.arg == acct if o.op == "read" else acct in o.arg[:2])}
+        assert completed <= set(kr.order)
+
+
+@settings(max_examples=60, deadline=None)
+@given(bank_histories())
+def test_the_returned_linearization_replays_legally(
+        case: tuple[list[dict[str, Any]], dict[str, int]]) -> None:
+    history, initial = case
+    r = check_bank(history, initial)
+    assert r.ok
+    _replay_witness(history, initial, r)
