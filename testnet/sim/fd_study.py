@@ -16,7 +16,7 @@ every observer's detector of every *variant*:
 
 Per variant and scenario the study measures, over all (observer, peer) pairs:
 *detection time* (ticks from the crash to the final, permanent suspicion of the crashed
-node; median and max over observers), *false suspicions* (suspicions of a node that was
+node; median and max over observers, -1 if none), *false suspicions* (suspicions of a node that was
 alive, per 1000 pair-ticks), and *mistaken time* (the fraction of pair-ticks a live node
 was wrongly suspected).
 
@@ -39,6 +39,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from consensus.contract import NodeId, Receive, Tick
 from consensus.failure_detector import (
@@ -51,6 +52,7 @@ from consensus.failure_detector import (
 from consensus.phi_detector import PhiAccrualFailureDetector
 from testnet.sim.algos._base import AlgoConfig, AlgoResult, MessageLoop
 from testnet.sim.network import LinkProfile
+from testnet.sim.trace import short_hash
 
 __all__ = ["CONTROLS", "SCENARIOS", "VARIANTS", "StudyResult", "run_fd_study"]
 
@@ -90,6 +92,12 @@ class StudyResult(AlgoResult):
 
     def line(self) -> str:
         return "\n".join([AlgoResult.line(self), *self.table])
+
+    def summary(self) -> dict[str, Any]:
+        doc = AlgoResult.summary(self)
+        doc["table"] = [row.split() for row in self.table[1:]]
+        doc["table_columns"] = self.table[0].split() if self.table else []
+        return doc
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +167,7 @@ def _measure(cfg: AlgoConfig, factory: Factory, arrivals: list[list[tuple[int, H
     detections = [t - crash_at for t in final_suspect.values() if t is not None]
     pair_ticks = len(observers) * (cfg.nodes - 1) * (horizon + 1)
     return Measure(
-        detection_median=statistics.median(detections) if detections else float("nan"),
+        detection_median=statistics.median(detections) if detections else -1.0,
         detection_max=max(detections, default=-1),
         undetected=sum(1 for t in final_suspect.values() if t is None),
         false_suspicions=false,
@@ -177,12 +185,14 @@ def run_fd_study(cfg: AlgoConfig) -> AlgoResult:
     horizon = cfg.ticks * 6
     crash_at = (2 * horizon) // 3
     result.table = [
-        f"  {'scenario':8} {'detector':9} {'detect med':>10} {'max':>5} {'false':>6} "
+        f"  {'scenario':8} {'detector':9} {'detect_med':>10} {'max':>5} {'false':>6} "
         f"{'false/1k':>9} {'mistaken':>9}"]
     messages = 0
+    digests = []
     for scen, profile in SCENARIOS.items():
         arrivals, loop = _arrivals(cfg, profile, horizon, crash_at)
         messages += loop.messages_sent()
+        digests.append(loop.trace.digest())
         for name, factory in VARIANTS.items():
             m = _measure(cfg, factory, arrivals, horizon, crash_at)
             result.table.append(
@@ -205,4 +215,5 @@ def run_fd_study(cfg: AlgoConfig) -> AlgoResult:
                                         f"one observer (> {MISTAKES_PER_PAIR_MAX})")
     result.counts["messages"] = messages
     result.counts["ticks"] = horizon
+    result.digest = short_hash("".join(digests).encode())
     return result

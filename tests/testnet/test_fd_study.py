@@ -38,3 +38,6 @@ def test_same_seed_same_figures() -> None:
     a = run_algo(AlgoConfig("fd-study", seed=5, ticks=40))
     b = run_algo(AlgoConfig("fd-study", seed=5, ticks=40))
     assert a.figures == b.figures and a.line() == b.line()
+    assert a.digest and a.digest == b.digest
+    assert a.summary()["table_columns"][2] == "detect_med"
+    assert all(len(row) == 7 for row in a.summary()["table"])
