@@ -20,6 +20,8 @@ Called by the mempool, executor, block builder, API and CLI.
 from __future__ import annotations
 
 import hashlib
+import operator
+from collections.abc import Callable
 from typing import Any
 
 import rlp
@@ -46,6 +48,7 @@ __all__ = [
     "Transaction",
     "decode_transaction",
     "make_transaction",
+    "read_fields",
 ]
 
 TX_DOMAIN = b"phalanx/tx/v1"
@@ -277,6 +280,18 @@ def _enc_uint(value: object, bits: int, name: str) -> bytes:
     if value < 0 or value >> bits:
         raise ChainError(f"invalid transaction field: {name}: value out of range for uint{bits}")
     return _enc_str(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+
+
+def _field_reader(*names: str) -> Callable[[Transaction], tuple[Any, ...]]:
+    """Read several fields of a transaction at once, from rlp's own storage attributes
+    (the public properties cost ~0.4 µs each on the executor's and mempool's hot paths)."""
+    meta = Transaction._meta
+    attrs = dict(zip(meta.field_names, meta.field_attrs, strict=True))
+    return operator.attrgetter(*(attrs[name] for name in names))
+
+
+#: ``read_fields(tx) -> (chain_id, nonce, to, amount, fee, gas_limit, data)`` in one call.
+read_fields = _field_reader("chain_id", "nonce", "to", "amount", "fee", "gas_limit", "data")
 
 
 def decode_transaction(data: bytes) -> Transaction:
