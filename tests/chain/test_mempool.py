@@ -324,10 +324,8 @@ def test_config_is_validated() -> None:
 
 def test_fast_field_readers_agree_with_the_public_properties() -> None:
     """Both hot paths read rlp's storage attributes directly; they must match the fields."""
-    import chain.executor
-    import chain.mempool
+    from chain.tx import read_fields
 
     t = tx(B, 3, fee=7, amount=11, data=b"\x01\x02", gas_limit=GAS + 100)
     public = (t.chain_id, t.nonce, t.to, t.amount, t.fee, t.gas_limit, t.data)
-    assert chain.mempool._read_fields(t) == public
-    assert chain.executor._read_fields(t) == public
+    assert read_fields(t) == public
