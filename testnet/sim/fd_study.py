@@ -18,7 +18,10 @@ Per variant and scenario the study measures, over all (observer, peer) pairs:
 *detection time* (ticks from the crash to the final, permanent suspicion of the crashed
 node; median and max over observers, -1 if none), *false suspicions* (suspicions of a node that was
 alive, per 1000 pair-ticks), and *mistaken time* (the fraction of pair-ticks a live node
-was wrongly suspected).
+was wrongly suspected). The observers also run
+:class:`~consensus.suspicion_gossip.SuspicionGossip` over their own seeded network with the
+scenario's links, confirming at ``f + 1`` reporters: *confirm_med* is the median time from
+the crash to the final confirmation, *false_conf* counts confirmations of live nodes.
 
 Checkers (statuses as the simulator's): *strong completeness* -- every observer suspects
 the crashed node permanently before the end (``liveness`` otherwise), for every variant;
@@ -50,15 +53,23 @@ from consensus.failure_detector import (
     decode_heartbeat,
 )
 from consensus.phi_detector import PhiAccrualFailureDetector
+from consensus.suspicion_gossip import (
+    Confirmed,
+    GossipOutput,
+    SuspicionGossip,
+    decode_suspicion_report,
+)
 from testnet.sim.algos._base import AlgoConfig, AlgoResult, MessageLoop
 from testnet.sim.network import LinkProfile
 from testnet.sim.trace import short_hash
+from testnet.sim.world import derive_rng
 
 __all__ = ["CONTROLS", "SCENARIOS", "VARIANTS", "StudyResult", "run_fd_study"]
 
 CONTROLS = ("fixed-timeout",)
 HEARTBEAT_TICKS = 5
 MISTAKES_PER_PAIR_MAX = 7
+_GOSSIP_SEED_OFFSET = 1_000_003     # the gossip network draws apart from the heartbeats'
 
 SCENARIOS: dict[str, LinkProfile] = {
     "lan": LinkProfile(delay_ticks_min=1, delay_ticks_max=3),
@@ -111,6 +122,9 @@ class Measure:
     false_per_1k: float
     mistaken: float
     false_per_pair_max: int
+    confirm_median: float
+    false_confirmations: int
+    unconfirmed: int
 
 
 def _arrivals(cfg: AlgoConfig, profile: LinkProfile, horizon: int, crash_at: int
@@ -136,7 +150,7 @@ def _arrivals(cfg: AlgoConfig, profile: LinkProfile, horizon: int, crash_at: int
 
 
 def _measure(cfg: AlgoConfig, factory: Factory, arrivals: list[list[tuple[int, Heartbeat]]],
-             horizon: int, crash_at: int) -> Measure:
+             horizon: int, crash_at: int, profile: LinkProfile) -> Measure:
     crashed = NodeId(cfg.nodes - 1)
     observers = [NodeId(i) for i in range(cfg.nodes - 1)]
     ids = [NodeId(i) for i in range(cfg.nodes)]
@@ -144,12 +158,41 @@ def _measure(cfg: AlgoConfig, factory: Factory, arrivals: list[list[tuple[int, H
     final_suspect: dict[NodeId, int | None] = dict.fromkeys(observers)
     false = mistaken = 0
     per_pair: dict[tuple[NodeId, NodeId], int] = {}
+    # Suspicion gossip among the observers, confirming at f + 1 reporters.
+    gloop = MessageLoop(cfg.seed + _GOSSIP_SEED_OFFSET, cfg.nodes, profile,
+                        decode_suspicion_report)
+    quorum = (cfg.nodes - 1) // 3 + 1
+    gossip = {o: SuspicionGossip(o, ids, quorum, derive_rng(cfg.seed, f"gossip-{o}"))
+              for o in observers}
+    final_confirm: dict[NodeId, int | None] = dict.fromkeys(observers)
+    false_conf = 0
+
+    def feed(o: NodeId, out: GossipOutput) -> None:
+        nonlocal false_conf
+        for dst, report in out.send:
+            gloop.send(o, dst, report)
+        for gev in out.events:
+            if isinstance(gev, Confirmed):
+                if gev.node == crashed and now >= crash_at:
+                    if final_confirm[o] is None:
+                        final_confirm[o] = now
+                else:
+                    false_conf += 1
+            elif gev.node == crashed:
+                final_confirm[o] = None
+
     for now in range(horizon + 1):
+        for src, dst, msg in (gloop.advance() if now else []):
+            if dst in gossip:
+                feed(NodeId(dst), gossip[NodeId(dst)].step(Receive(NodeId(src), msg)))
         for o in observers:
             events = dets[o].step(Tick(now)).events
             for dst, hb in arrivals[now]:
                 if dst == o:
                     events += dets[o].step(Receive(hb.sender, hb)).events
+            for ev in events:
+                feed(o, gossip[o].step(ev))
+            feed(o, gossip[o].step(Tick(now)))
             for ev in events:
                 if isinstance(ev, Suspect):
                     if ev.node == crashed and now >= crash_at:
@@ -165,6 +208,7 @@ def _measure(cfg: AlgoConfig, factory: Factory, arrivals: list[list[tuple[int, H
             if now == crash_at and crashed in dets[o].suspected():
                 final_suspect[o] = crash_at
     detections = [t - crash_at for t in final_suspect.values() if t is not None]
+    confirms = [t - crash_at for t in final_confirm.values() if t is not None]
     pair_ticks = len(observers) * (cfg.nodes - 1) * (horizon + 1)
     return Measure(
         detection_median=statistics.median(detections) if detections else -1.0,
@@ -174,6 +218,9 @@ def _measure(cfg: AlgoConfig, factory: Factory, arrivals: list[list[tuple[int, H
         false_per_1k=1000.0 * false / pair_ticks,
         mistaken=mistaken / pair_ticks,
         false_per_pair_max=max(per_pair.values(), default=0),
+        confirm_median=statistics.median(confirms) if confirms else -1.0,
+        false_confirmations=false_conf,
+        unconfirmed=sum(1 for t in final_confirm.values() if t is None),
     )
 
 
@@ -186,7 +233,7 @@ def run_fd_study(cfg: AlgoConfig) -> AlgoResult:
     crash_at = (2 * horizon) // 3
     result.table = [
         f"  {'scenario':8} {'detector':9} {'detect_med':>10} {'max':>5} {'false':>6} "
-        f"{'false/1k':>9} {'mistaken':>9}"]
+        f"{'false/1k':>9} {'mistaken':>9} {'confirm_med':>11} {'false_conf':>10}"]
     messages = 0
     digests = []
     for scen, profile in SCENARIOS.items():
@@ -194,13 +241,18 @@ def run_fd_study(cfg: AlgoConfig) -> AlgoResult:
         messages += loop.messages_sent()
         digests.append(loop.trace.digest())
         for name, factory in VARIANTS.items():
-            m = _measure(cfg, factory, arrivals, horizon, crash_at)
+            m = _measure(cfg, factory, arrivals, horizon, crash_at, profile)
             result.table.append(
                 f"  {scen:8} {name:9} {m.detection_median:10.1f} {m.detection_max:5d} "
-                f"{m.false_suspicions:6d} {m.false_per_1k:9.3f} {m.mistaken:9.4f}")
+                f"{m.false_suspicions:6d} {m.false_per_1k:9.3f} {m.mistaken:9.4f} "
+                f"{m.confirm_median:11.1f} {m.false_confirmations:10d}")
+            if m.unconfirmed:
+                result.fail("liveness", f"completeness: gossip with {name} under {scen}: "
+                                        f"{m.unconfirmed} observer(s) never confirmed the crash")
             if scen == "heavy" and name in ("fixed-10", "adaptive", "phi-8"):
                 result.figures[f"{scen}_{name}_detect"] = m.detection_median
                 result.figures[f"{scen}_{name}_false"] = float(m.false_suspicions)
+                result.figures[f"{scen}_{name}_false_conf"] = float(m.false_confirmations)
             if scen == "heavy" and name == "adaptive":
                 result.figures["heavy_adaptive_false_per_pair_max"] = float(
                     m.false_per_pair_max)

@@ -20,6 +20,8 @@ def test_study_passes_and_fixed_timeout_false_suspicions_exceed_adaptive_under_h
     assert f["heavy_fixed-10_false"] > 3 * f["heavy_phi-8_false"]
     # ... and pay for it with a slower detection.
     assert f["heavy_adaptive_detect"] > f["heavy_fixed-10_detect"]
+    # Gossip with an f+1 quorum confirms fewer live nodes than one observer suspects.
+    assert f["heavy_fixed-10_false_conf"] < f["heavy_fixed-10_false"]
     table = r.line().splitlines()
     rows = [ln for ln in table if ln.startswith("  ") and ln.split()[0] in SCENARIOS]
     assert len(rows) == len(SCENARIOS) * len(VARIANTS)
@@ -40,4 +42,4 @@ def test_same_seed_same_figures() -> None:
     assert a.figures == b.figures and a.line() == b.line()
     assert a.digest and a.digest == b.digest
     assert a.summary()["table_columns"][2] == "detect_med"
-    assert all(len(row) == 7 for row in a.summary()["table"])
+    assert all(len(row) == 9 for row in a.summary()["table"])
