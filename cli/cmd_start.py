@@ -52,16 +52,18 @@ def _start(args: argparse.Namespace) -> int:
         raise CliError(f"cannot start a node: {e}") from None
 
     async def main() -> None:
-        async with trio.open_nursery() as nursery:
-            async def watch_signals() -> None:
-                with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        # The receiver stays installed until the node has finished closing, so a second
+        # SIGTERM/SIGINT during shutdown is absorbed instead of killing the process mid-close.
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+
+                async def watch_signals() -> None:
                     async for _ in signals:
                         nursery.cancel_scope.cancel()
-                        return
 
-            nursery.start_soon(watch_signals)
-            await run_node(config)
-            nursery.cancel_scope.cancel()
+                nursery.start_soon(watch_signals)
+                await run_node(config)
+                nursery.cancel_scope.cancel()
 
     try:
         trio.run(main)

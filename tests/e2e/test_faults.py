@@ -30,7 +30,7 @@ def byzantine_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]
 def _send_wait(net: Network, user: int, amount: int, nodes: tuple[int, ...]) -> int:
     result = cli("tx", "send", "--key", str(net.user_key_files[user]),
                      "--to", address(net.users[1 - user]), "--amount", str(amount),
-                     "--wait", "--json", "--node", net.urls(nodes))  # fmt: skip
+                     "--wait", "--wait-timeout", "90", "--json", "--node", net.urls(nodes))  # fmt: skip
     assert result.returncode == 0, result.stderr + result.stdout
     return int(find_field(json.loads(result.stdout), "height"))
 
