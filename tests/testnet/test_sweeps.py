@@ -26,13 +26,15 @@ SEEDS_N7 = 20          # per pair
 SEEDS_PAXOS = {3: 100, 5: 80}
 
 
-def _check(report: SweepReport, capsys: pytest.CaptureFixture[str]) -> None:
+def _check(report: SweepReport, capsys: pytest.CaptureFixture[str], crashes: bool = True) -> None:
     with capsys.disabled():
         print("\n" + report.line())
     assert len(report.outcomes) > 0
     assert report.failures() == [], report.explain()
-    # not vacuous: the seeds did crash and partition replicas and lose messages
-    assert report.faulted("crash") > 0 and report.faulted("partition") > 0
+    # not vacuous: the seeds did crash and partition replicas and lose messages (the twins
+    # preset partitions but never crashes: twins are the fault there)
+    assert report.faulted("crash") > 0 or not crashes
+    assert report.faulted("partition") > 0
     assert report.total("dropped") > 0
 
 
@@ -54,7 +56,7 @@ def test_pbft_n4_with_twins_is_safe_and_live(
         seeds: range, capsys: pytest.CaptureFixture[str]) -> None:
     base = SimConfig(engine="pbft", nodes=4, byzantine=(TWINS,), ticks=TICKS,
                      propose_every=PROPOSE_EVERY, faults="twins")
-    _check(sweep(f"pbft n=4 twins {_name(seeds)}", base, seeds), capsys)
+    _check(sweep(f"pbft n=4 twins {_name(seeds)}", base, seeds), capsys, crashes=False)
 
 
 @pytest.mark.parametrize("pair", PAIRS_N7, ids="+".join)
