@@ -28,12 +28,12 @@ import hashlib
 import heapq
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import NoReturn, Protocol
 
 import rlp
 
 from chain.db import schema
+from chain.db.base import BatchContext
 from chain.encoding import (
     decode,
     decode_uint,
@@ -293,22 +293,14 @@ class _Readable(Protocol):
     def iterate(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]: ...
 
 
-class _ReadOnlyBatch:
+class _ReadOnlyBatch(BatchContext):
     def put(self, key: bytes, value: bytes) -> None:
         raise AssertionError("read-only view")
 
     def delete(self, key: bytes) -> None:
         raise AssertionError("read-only view")
 
-    def __enter__(self) -> _ReadOnlyBatch:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _apply(self) -> None:
         return None
 
 

@@ -3,13 +3,14 @@
 Two implementations share one test suite: :class:`chain.db.memory.MemoryDB` (tests and the
 simulator) and :class:`chain.db.level.LevelDB` (nodes, through plyvel). A write batch is
 atomic: after a crash either all of its puts and deletes are visible or none is.
+:class:`BatchContext` is the ``with`` half every batch class shares.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, Self
 
 
 class WriteBatch(Protocol):
@@ -47,3 +48,27 @@ class KeyValueDB(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class BatchContext:
+    """The context-manager half of a :class:`WriteBatch`, shared by the implementations.
+
+    ``__exit__`` calls :meth:`_apply` when the ``with`` block exits cleanly and drops the
+    batch (applies nothing) when it raises.
+    """
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self._apply()
+
+    def _apply(self) -> None:
+        """Write the batch's operations (called once, on a clean exit)."""
+        raise NotImplementedError

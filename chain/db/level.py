@@ -26,6 +26,7 @@ from typing import Any
 
 import plyvel
 
+from chain.db.base import BatchContext
 from chain.errors import ChainError
 
 __all__ = ["LevelDB", "StorageError"]
@@ -46,7 +47,7 @@ def _message(e: BaseException) -> str:
     return str(e)
 
 
-class _LevelBatch:
+class _LevelBatch(BatchContext):
     """A plyvel transaction batch with errors translated; see :meth:`LevelDB.write_batch`."""
 
     def __init__(self, owner: LevelDB, batch: Any) -> None:
@@ -59,18 +60,9 @@ class _LevelBatch:
     def delete(self, key: bytes) -> None:
         self._batch.delete(key)
 
-    def __enter__(self) -> _LevelBatch:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _apply(self) -> None:
         try:
-            # With transaction=True plyvel writes only when no exception is passed in.
-            self._batch.__exit__(exc_type, exc, tb)
+            self._batch.write()
         except plyvel.Error as e:
             raise self._owner._error("write", e) from e
         except RuntimeError as e:  # "Database is closed"

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator
-from types import TracebackType
+
+from chain.db.base import BatchContext
 
 
-class _MemoryBatch:
+class _MemoryBatch(BatchContext):
     def __init__(self, db: MemoryDB) -> None:
         self._db = db
         self._ops: list[tuple[bytes, bytes | None]] = []
@@ -21,17 +22,7 @@ class _MemoryBatch:
     def delete(self, key: bytes) -> None:
         self._ops.append((bytes(key), None))
 
-    def __enter__(self) -> _MemoryBatch:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is not None:
-            return
+    def _apply(self) -> None:
         for key, value in self._ops:
             if value is None:
                 self._db.delete(key)
