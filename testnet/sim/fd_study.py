@@ -20,7 +20,7 @@ node; median and max over observers, -1 if none), *false suspicions* (suspicions
 alive, per 1000 pair-ticks), and *mistaken time* (the fraction of pair-ticks a live node
 was wrongly suspected). The observers also run
 :class:`~consensus.suspicion_gossip.SuspicionGossip` over their own seeded network with the
-scenario's links, confirming at ``f + 1`` reporters: *confirm_med* is the median time from
+scenario's links, confirming at ``f + 1`` reporters (anti-entropy every ``GOSSIP_TICKS``): *confirm_med* is the median time from
 the crash to the final confirmation, *false_conf* counts confirmations of live nodes.
 
 Checkers (statuses as the simulator's): *strong completeness* -- every observer suspects
@@ -69,6 +69,7 @@ __all__ = ["CONTROLS", "SCENARIOS", "VARIANTS", "StudyResult", "run_fd_study"]
 CONTROLS = ("fixed-timeout",)
 HEARTBEAT_TICKS = 5
 MISTAKES_PER_PAIR_MAX = 7
+GOSSIP_TICKS = 20                   # anti-entropy period (changes are sent at once)
 _GOSSIP_SEED_OFFSET = 1_000_003     # the gossip network draws apart from the heartbeats'
 
 SCENARIOS: dict[str, LinkProfile] = {
@@ -162,8 +163,8 @@ def _measure(cfg: AlgoConfig, factory: Factory, arrivals: list[list[tuple[int, H
     gloop = MessageLoop(cfg.seed + _GOSSIP_SEED_OFFSET, cfg.nodes, profile,
                         decode_suspicion_report)
     quorum = (cfg.nodes - 1) // 3 + 1
-    gossip = {o: SuspicionGossip(o, ids, quorum, derive_rng(cfg.seed, f"gossip-{o}"))
-              for o in observers}
+    gossip = {o: SuspicionGossip(o, ids, quorum, derive_rng(cfg.seed, f"gossip-{o}"),
+                                 gossip_ticks=GOSSIP_TICKS) for o in observers}
     final_confirm: dict[NodeId, int | None] = dict.fromkeys(observers)
     false_conf = 0
 
@@ -207,6 +208,8 @@ def _measure(cfg: AlgoConfig, factory: Factory, arrivals: list[list[tuple[int, H
         for o in observers:   # a suspicion held since before the crash counts from the crash
             if now == crash_at and crashed in dets[o].suspected():
                 final_suspect[o] = crash_at
+            if now == crash_at and crashed in gossip[o].confirmed():
+                final_confirm[o] = crash_at
     detections = [t - crash_at for t in final_suspect.values() if t is not None]
     confirms = [t - crash_at for t in final_confirm.values() if t is not None]
     pair_ticks = len(observers) * (cfg.nodes - 1) * (horizon + 1)

@@ -6,7 +6,7 @@ from testnet.sim.algos import CONTROLS, AlgoConfig, run_algo
 from testnet.sim.fd_study import CONTROLS as STUDY_CONTROLS
 from testnet.sim.fd_study import SCENARIOS, VARIANTS
 
-_TICKS = 100   # 600 simulated ticks per scenario keeps the study quick
+_TICKS = 60    # 360 simulated ticks per scenario keeps the study quick
 
 
 def test_study_passes_and_fixed_timeout_false_suspicions_exceed_adaptive_under_heavy_delay(
@@ -37,8 +37,8 @@ def test_fixed_timeout_control_is_flagged_by_the_accuracy_checker() -> None:
 
 
 def test_same_seed_same_figures() -> None:
-    a = run_algo(AlgoConfig("fd-study", seed=5, ticks=40))
-    b = run_algo(AlgoConfig("fd-study", seed=5, ticks=40))
+    a = run_algo(AlgoConfig("fd-study", seed=5, ticks=30))
+    b = run_algo(AlgoConfig("fd-study", seed=5, ticks=30))
     assert a.figures == b.figures and a.line() == b.line()
     assert a.digest and a.digest == b.digest
     assert a.summary()["table_columns"][2] == "detect_med"
