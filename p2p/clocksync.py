@@ -19,16 +19,15 @@ clock), averages the rest, and sends each replying node the signed adjustment th
 clock to that average (:class:`Adjust`). A single liar cannot drag the average further than
 ``outlier_us`` from the median of the honest majority.
 
-The node uses :func:`median_time` and :func:`timestamp_within` to bound a proposed block's
-timestamp around the validators' median time, and the per-peer Cristian estimates for
-``net_info``.
+:func:`median_time` and :func:`timestamp_within` bound a proposed block's timestamp around
+the validators' median time; the per-peer Cristian estimates are for ``net_info``.
 
 Invariants: at most ``pending_max`` requests are outstanding (the oldest is forgotten
 first); replies that answer no pending request, or whose round trip is negative or above
 ``rtt_us_max``, are dropped and counted; every kept estimate has ``error_us == rtt_us / 2``.
 
-Who calls it: the node's peer service (offsets for ``net_info``), block timestamp checks,
-and the simulation :mod:`testnet.sim.clocksync_sim`.
+Who calls it: the simulation :mod:`testnet.sim.clocksync_sim` and tests; the node is meant
+to drive it from its peer service (offsets for ``net_info``) and its block timestamp checks.
 """
 
 from __future__ import annotations
