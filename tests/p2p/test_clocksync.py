@@ -115,3 +115,9 @@ def test_median_time_bounds_block_timestamps() -> None:
     assert not timestamp_within(1_700, times, 500)
     with pytest.raises(ValueError):
         median_time([])
+
+
+def test_berkeley_with_only_a_liar_to_compare_keeps_the_coordinator_time() -> None:
+    rnd, adj = _berkeley({1: 10**9})
+    assert rnd.dropped == frozenset({0, 1})  # type: ignore[attr-defined]
+    assert adj[0] == 0 and adj[1] == -(10**9)
