@@ -24,13 +24,13 @@ Called by the block builder (node), the executor, the ledger, sync and the API.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import rlp
 
 from chain.encoding import (
+    CachedEncoding,
     CountableList,
     decode,
     encode,
@@ -75,8 +75,8 @@ MAX_CERTIFICATE_VOTES = 1024
 assert MAX_TX_BYTES < MAX_BLOCK_BYTES
 
 
-class Header(rlp.Serializable):  # type: ignore[misc]
-    """A block header (immutable).
+class Header(CachedEncoding, rlp.Serializable):  # type: ignore[misc]
+    """A block header (immutable); its ``hash`` (SHA-256 of the encoding) is the block hash.
 
     Attributes:
         chain_id: the chain.
@@ -109,29 +109,6 @@ class Header(rlp.Serializable):  # type: ignore[misc]
     state_root: bytes
     last_commit_hash: bytes
 
-    _header_hash: bytes | None = None
-
-    @property
-    def encoded(self) -> bytes:
-        """The canonical encoding (cached)."""
-        cached: bytes | None = self._cached_rlp
-        return cached if cached is not None else encode(self)
-
-    @property
-    def hash(self) -> bytes:
-        """SHA-256 of the canonical header encoding (cached); this is the block hash."""
-        h = self._header_hash
-        if h is None:
-            h = hashlib.sha256(self.encoded).digest()
-            self._header_hash = h
-        return h
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Header) and other.encoded == self.encoded
-
-    def __hash__(self) -> int:
-        return hash(self.hash)
-
 
 class Vote(rlp.Serializable):  # type: ignore[misc]
     """One validator's signature in a certificate."""
@@ -142,7 +119,7 @@ class Vote(rlp.Serializable):  # type: ignore[misc]
     signature: bytes
 
 
-class CommitCertificate(rlp.Serializable):  # type: ignore[misc]
+class CommitCertificate(CachedEncoding, rlp.Serializable):  # type: ignore[misc]
     """Proof that a quorum committed ``block_hash`` at ``height`` in ``view``.
 
     Attributes:
@@ -172,8 +149,6 @@ class CommitCertificate(rlp.Serializable):  # type: ignore[misc]
     block_hash: bytes
     votes: tuple[Vote, ...]
 
-    _cert_hash: bytes | None = None
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         votes = self.votes
@@ -189,21 +164,6 @@ class CommitCertificate(rlp.Serializable):  # type: ignore[misc]
                     f"(index {vote.validator_index} after {previous})"
                 )
             previous = vote.validator_index
-
-    @property
-    def encoded(self) -> bytes:
-        """The canonical encoding (cached)."""
-        cached: bytes | None = self._cached_rlp
-        return cached if cached is not None else encode(self)
-
-    @property
-    def hash(self) -> bytes:
-        """SHA-256 of the canonical encoding (cached)."""
-        h = self._cert_hash
-        if h is None:
-            h = hashlib.sha256(self.encoded).digest()
-            self._cert_hash = h
-        return h
 
     def signer_indices(self) -> tuple[int, ...]:
         """The validator indices that signed, ascending."""
@@ -227,12 +187,6 @@ class CommitCertificate(rlp.Serializable):  # type: ignore[misc]
             return False
         return all(check(v.validator_index, v.signature) for v in self.votes)
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, CommitCertificate) and other.encoded == self.encoded
-
-    def __hash__(self) -> int:
-        return hash(self.hash)
-
 
 def make_certificate(
     *,
@@ -250,9 +204,7 @@ def make_certificate(
         ChainError: two votes from one validator, or a field out of range.
     """
     ordered = sorted(votes, key=lambda v: v[0])
-    cert = CommitCertificate(
-        height, view, seq, block_hash, tuple(Vote(i, s) for i, s in ordered)
-    )
+    cert = CommitCertificate(height, view, seq, block_hash, tuple(Vote(i, s) for i, s in ordered))
     try:
         encode(cert)
     except rlp.SerializationError as e:

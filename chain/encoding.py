@@ -15,6 +15,7 @@ Used by every wire and storage type in ``chain`` (transactions, blocks, receipts
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import rlp
@@ -24,6 +25,7 @@ from chain.errors import ChainError, DecodeError
 
 __all__ = [
     "MAX_DECODE_BYTES",
+    "CachedEncoding",
     "CountableList",
     "address",
     "address_or_empty",
@@ -276,3 +278,37 @@ def _list_prefix(length: int) -> bytes:
         return bytes((0xC0 + length,))
     size = length.to_bytes((length.bit_length() + 7) // 8, "big")
     return bytes((0xF7 + len(size),)) + size
+
+
+class CachedEncoding:
+    """Mixin for immutable ``rlp.Serializable`` records identified by their bytes.
+
+    Put it before ``rlp.Serializable`` in the bases. It gives ``encoded`` (the canonical
+    encoding, cached by pyrlp), ``hash`` (SHA-256 of it, computed once), equality of same-type
+    records by encoding and ``__hash__`` from ``hash``. Used by transactions, headers and
+    commit certificates.
+    """
+
+    _cached_rlp: bytes | None
+    _digest: bytes | None = None
+
+    @property
+    def encoded(self) -> bytes:
+        """The canonical encoding (cached)."""
+        cached: bytes | None = self._cached_rlp
+        return cached if cached is not None else encode(self)
+
+    @property
+    def hash(self) -> bytes:
+        """SHA-256 of the canonical encoding (cached)."""
+        h = self._digest
+        if h is None:
+            h = hashlib.sha256(self.encoded).digest()
+            self._digest = h
+        return h
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, type(self)) and other.encoded == self.encoded
+
+    def __hash__(self) -> int:
+        return hash(self.hash)

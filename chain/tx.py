@@ -19,7 +19,6 @@ Called by the mempool, executor, block builder, API and CLI.
 
 from __future__ import annotations
 
-import hashlib
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 import rlp
 
 from chain.encoding import (
+    CachedEncoding,
     address_or_empty,
     bounded_binary,
     decode_uint,
@@ -69,7 +69,7 @@ _FIELDS: tuple[tuple[str, Any], ...] = (
 )
 
 
-class Transaction(rlp.Serializable):  # type: ignore[misc]
+class Transaction(CachedEncoding, rlp.Serializable):  # type: ignore[misc]
     """A signed transfer, contract call or contract creation (immutable).
 
     Attributes:
@@ -96,27 +96,9 @@ class Transaction(rlp.Serializable):  # type: ignore[misc]
     data: bytes
     signature: bytes
 
-    _tx_hash: bytes | None = None
     _signing: bytes | None = None
     _sig_ok: bool | None = None
     _sender_address: bytes | None = None
-
-    @property
-    def encoded(self) -> bytes:
-        """The canonical RLP encoding (cached)."""
-        cached: bytes | None = self._cached_rlp
-        if cached is None:
-            cached = encode(self)
-        return cached
-
-    @property
-    def hash(self) -> bytes:
-        """SHA-256 of the full canonical encoding (cached)."""
-        h = self._tx_hash
-        if h is None:
-            h = hashlib.sha256(self.encoded).digest()
-            self._tx_hash = h
-        return h
 
     @property
     def sender_address(self) -> bytes:
@@ -153,19 +135,13 @@ class Transaction(rlp.Serializable):  # type: ignore[misc]
             self._sig_ok = ok
         return ok
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Transaction) and other.encoded == self.encoded
-
-    def __hash__(self) -> int:
-        return hash(self.hash)
-
     def __repr__(self) -> str:
         return f"Transaction(hash={self.hash.hex()}, nonce={self.nonce})"
 
     # rlp.Serializable's copy/pickle copies the instance dict; drop our caches on copies.
     def __getstate__(self) -> dict[str, Any]:
         state: dict[str, Any] = super().__getstate__()
-        for name in ("_tx_hash", "_signing", "_sig_ok", "_sender_address"):
+        for name in ("_digest", "_signing", "_sig_ok", "_sender_address"):
             state.pop(name, None)
         return state
 
