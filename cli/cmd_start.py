@@ -54,6 +54,10 @@ def _start(args: argparse.Namespace) -> int:
     async def main() -> None:
         # The receiver stays installed until the node has finished closing, so a second
         # SIGTERM/SIGINT during shutdown is absorbed instead of killing the process mid-close.
+        # Trio re-delivers signals still queued when the receiver closes to the handlers that
+        # were there before it; make those "ignore", since by then the node is closed.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
 
