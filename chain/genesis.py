@@ -49,7 +49,14 @@ from typing import Any
 
 from chain.block import EMPTY_CERTIFICATE, ZERO_HASH, Block, build_block
 from chain.errors import ChainError, GenesisError
-from chain.keys import PrivateKey, PublicKey, address_of, format_address, parse_address
+from chain.keys import (
+    PrivateKey,
+    PublicKey,
+    address_of,
+    format_address,
+    hex_digits_to_bytes,
+    parse_address,
+)
 
 __all__ = [
     "ENGINES",
@@ -261,10 +268,9 @@ def _validators(value: Any) -> tuple[GenesisValidator, ...]:
         pk_hex = item["public_key"]
         if not isinstance(pk_hex, str) or len(pk_hex) != 64:
             raise _fail(f"{path}.public_key", "not 64 hex chars")
-        try:
-            public_key = bytes.fromhex(pk_hex)
-        except ValueError:
-            raise _fail(f"{path}.public_key", "not 64 hex chars") from None
+        public_key = hex_digits_to_bytes(pk_hex)
+        if public_key is None:
+            raise _fail(f"{path}.public_key", "not 64 hex chars")
         if name in names:
             raise _fail(f"{path}.name", f"duplicate of validators[{names[name]}].name")
         if public_key in keys:

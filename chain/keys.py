@@ -43,6 +43,7 @@ __all__ = [
     "PublicKey",
     "address_of",
     "format_address",
+    "hex_digits_to_bytes",
     "load_key_file",
     "parse_address",
     "save_key_file",
@@ -53,6 +54,20 @@ ADDRESS_BYTES = 20
 PUBLIC_KEY_BYTES = 32
 SEED_BYTES = 32
 SIGNATURE_BYTES = 64
+
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+def hex_digits_to_bytes(text: str) -> bytes | None:
+    """Decode ``text`` made only of hex digits (either case) into bytes; None otherwise.
+
+    Stricter than ``bytes.fromhex``, which skips whitespace: 64 characters with two spaces
+    would otherwise decode to 31 bytes and pass a check on the text's length.
+    """
+    if len(text) % 2 or not _HEX_DIGITS.issuperset(text):
+        return None
+    return bytes.fromhex(text)
+
 
 #: The ``type`` field of a key file.
 KEY_FILE_TYPE = "ed25519"
@@ -126,10 +141,10 @@ def parse_address(text: str) -> bytes:
         raise ChainError(
             f"address {text!r} must have {2 * ADDRESS_BYTES} hex digits after 0x, got {len(digits)}"
         )
-    try:
-        return bytes.fromhex(digits)
-    except ValueError:
-        raise ChainError(f"address {text!r} is not hexadecimal") from None
+    addr = hex_digits_to_bytes(digits)
+    if addr is None:
+        raise ChainError(f"address {text!r} is not hexadecimal")
+    return addr
 
 
 class PublicKey:
@@ -337,7 +352,7 @@ def _hex_field(target: Path, obj: dict[str, Any], name: str, size: int) -> bytes
     value = obj[name]
     if not isinstance(value, str) or len(value) != 2 * size:
         raise KeyFileError(f"{target}: {name} must be {2 * size} hex characters")
-    try:
-        return bytes.fromhex(value)
-    except ValueError:
-        raise KeyFileError(f"{target}: {name} is not hexadecimal") from None
+    raw = hex_digits_to_bytes(value)
+    if raw is None:
+        raise KeyFileError(f"{target}: {name} is not hexadecimal")
+    return raw

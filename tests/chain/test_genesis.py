@@ -144,6 +144,10 @@ A0 = format_address(ADDR[0])
         (_set("validators[2].public_key", "ab" * 31), r"validators\[2\].public_key: not 64 hex"),
         (_set("validators[2].public_key", "zz" * 32), r"validators\[2\].public_key: not 64 hex"),
         (_set("validators[1].public_key", 5), r"validators\[1\].public_key: not 64 hex"),
+        # 64 characters with whitespace would decode to fewer than 32 bytes
+        (_set("validators[1].public_key", "ab" * 31 + "  "), r"validators\[1\].public_key: not 64"),
+        (_set("validators[1].public_key", " " + "ab" * 31 + "\n"), r"validators\[1\]\.public_key"),
+        (_set("balances", {"0x" + "ab" * 19 + "  ": 1}), r"not hexadecimal"),
         (_set("validators[3].name", ""), r"validators\[3\].name: must be a non-empty"),
         (_set("validators[3].name", "x" * 65), r"validators\[3\].name: must be printable"),
         (

@@ -87,6 +87,10 @@ def test_address_text_round_trip_and_errors() -> None:
         ("0x0001", "40 hex digits"),
         ("0x" + "zz" * 20, "not hexadecimal"),
         ("0x" + "00" * 21, "40 hex digits"),
+        # bytes.fromhex skips spaces: 40 characters with two spaces would give 19 bytes
+        ("0x" + "ab" * 19 + "  ", "not hexadecimal"),
+        ("0x " + "ab" * 19 + " ", "not hexadecimal"),
+        ("0x" + "ab" * 19 + "\n\t", "not hexadecimal"),
     ]:
         with pytest.raises(ChainError, match=reason):
             parse_address(bad)
@@ -194,6 +198,8 @@ def _mutated(**changes: object) -> dict[str, object]:
         (json.dumps(_mutated(extra="x")), "unknown field"),
         (json.dumps(_mutated(seed="00" * 31)), "seed must be 64 hex"),
         (json.dumps(_mutated(seed="zz" * 32)), "seed is not hexadecimal"),
+        (json.dumps(_mutated(seed="00" * 31 + "  ")), "seed is not hexadecimal"),
+        (json.dumps(_mutated(public_key=" " + "02" * 31 + " ")), "public_key is not hexadecimal"),
         (json.dumps(_mutated(seed=5)), "seed must be 64 hex"),
         (json.dumps(_mutated(seed="01" * 32)), "public_key does not match"),
         (json.dumps(_mutated(public_key="02" * 32)), "public_key does not match"),
