@@ -22,6 +22,9 @@ model (pre-images of state keys changed since the latest checkpoint, kept in the
 
 Invariants
 ----------
+* the transaction index maps a hash to the inclusion that executed it (a receipt with gas
+  used), or, while none did, to the first inclusion (a no-effect rejection: a block may carry
+  a transaction whose nonce is stale or already used).
 * ``floor <= head.height``; every block, certificate and receipt list in ``[floor, head]`` is
   stored (the certificate of block 0 does not exist; a block restored from a snapshot has no
   receipts).
@@ -334,8 +337,12 @@ class Ledger:
             batch.put(schema.make_block_hash_key(block_hash), encode_height(height))
             batch.put(schema.make_certificate_key(height), certificate.encoded)
             batch.put(schema.make_receipts_key(height), encode_receipts(receipts))
-            for index, tx_hash in enumerate(tx_hashes):
-                batch.put(schema.make_tx_index_key(tx_hash), encode_tx_location(height, index))
+            for index, (tx_hash, receipt) in enumerate(zip(tx_hashes, receipts, strict=True)):
+                index_key = schema.make_tx_index_key(tx_hash)
+                # A block may carry a transaction that is already committed (it gets a
+                # no-effect rejection); the index keeps the inclusion that executed it.
+                if receipt.gas_used > 0 or db.get(index_key) is None:
+                    batch.put(index_key, encode_tx_location(height, index))
             for key, value in writes.items():
                 if value is None:
                     batch.delete(key)
@@ -503,7 +510,11 @@ class Ledger:
                     if raw is not None:
                         block = decode_block(raw)
                         for tx in block.transactions:
-                            batch.delete(schema.make_tx_index_key(tx.hash))
+                            index_key = schema.make_tx_index_key(tx.hash)
+                            location = db.get(index_key)
+                            # The index may point at a later inclusion of the same transaction.
+                            if location is not None and decode_tx_location(location)[0] == h:
+                                batch.delete(index_key)
                         batch.delete(schema.make_block_hash_key(block.hash))
                     batch.delete(schema.make_block_key(h))
                     batch.delete(schema.make_certificate_key(h))

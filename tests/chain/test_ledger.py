@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chain._ledger_records import decode_receipts, encode_receipts
-from chain.block import Block, make_certificate
+from chain.block import EMPTY_CERTIFICATE, Block, build_block, make_certificate
 from chain.db import KeyValueDB, LevelDB, MemoryDB, schema
 from chain.encoding import CountableList, decode, encode
 from chain.errors import DecodeError
@@ -24,8 +24,10 @@ from chain.ledger import (
     LedgerError,
     NotFound,
 )
-from chain.receipt import REASON_BYTES_MAX, Log, Receipt
+from chain.params import TX_BASE_GAS
+from chain.receipt import REASON_BYTES_MAX, Log, Receipt, ReceiptStatus
 from chain.state import full_state_root
+from chain.tx import Transaction, make_transaction
 from tests.chain.chaingen import BALANCE, CHAIN_ID, ChainGen
 
 
@@ -288,3 +290,57 @@ def test_a_database_with_foreign_data_is_not_taken_for_a_ledger(db: KeyValueDB) 
     with pytest.raises(LedgerCorrupt, match="no ledger"):
         ChainGen().open(db)
     assert list(db.iterate()) == [(b"something", b"else")]
+
+
+def _commit_with(gen: ChainGen, ledger: Ledger, txs: list[Transaction]) -> Block:
+    """Commit the next block carrying exactly ``txs`` (a proposer may pick any)."""
+    head = ledger.head
+    height = head.height + 1
+    block = build_block(
+        chain_id=CHAIN_ID,
+        height=height,
+        parent_hash=head.block_hash,
+        timestamp=gen.genesis.genesis_time + height,
+        proposer=gen.validator.address,
+        state_root=head.state_root,
+        transactions=txs,
+        last_commit=EMPTY_CERTIFICATE if height <= 1 else ledger.certificate(height - 1),
+    )
+    result = gen.executor.apply_block(ledger.state(), block)
+    cert = make_certificate(
+        height=height, view=0, block_hash=block.hash, votes=[(0, gen.validator.sign(block.hash))]
+    )
+    ledger.commit_block(block, cert, result)
+    return block
+
+
+def test_a_transaction_included_again_keeps_the_index_of_its_execution(db: KeyValueDB) -> None:
+    """A block may carry an already-committed transaction (it gets a no-effect rejection
+    receipt); the index must keep pointing at the inclusion that executed it, also after
+    the later block's neighbours are pruned, and a rejected first inclusion yields to the
+    later one that executes."""
+    gen = ChainGen(checkpoint_interval=2)
+    ledger = gen.open(db)
+    sender = gen.keys[0]
+    early = make_transaction(
+        sender, chain_id=CHAIN_ID, nonce=1, to=gen.keys[1].address, amount=3, fee=1,
+        gas_limit=TX_BASE_GAS,
+    )  # fmt: skip
+    first = make_transaction(
+        sender, chain_id=CHAIN_ID, nonce=0, to=gen.keys[1].address, amount=5, fee=1,
+        gas_limit=TX_BASE_GAS,
+    )  # fmt: skip
+    _commit_with(gen, ledger, [early])  # height 1: nonce 1 is early, rejected
+    assert ledger.transaction(early.hash).receipt.status == ReceiptStatus.FAILURE
+    _commit_with(gen, ledger, [first])  # height 2: executes
+    _commit_with(gen, ledger, [first, early])  # height 3: first again (rejected), early runs
+    loc = ledger.transaction(first.hash)
+    assert (loc.height, loc.index, loc.receipt.status) == (2, 0, ReceiptStatus.SUCCESS)
+    loc = ledger.transaction(early.hash)
+    assert (loc.height, loc.index, loc.receipt.status) == (3, 1, ReceiptStatus.SUCCESS)
+    _commit_with(gen, ledger, [])  # height 4: a checkpoint, so heights below it may go
+    assert ledger.prune_below(2) == 2  # drops block 1, which also carried ``early``
+    assert ledger.transaction(early.hash).height == 3
+    assert ledger.prune_below(3) == 1  # drops block 2: ``first`` executed there
+    with pytest.raises(NotFound):
+        ledger.transaction(first.hash)
