@@ -360,7 +360,9 @@ class RpcNode:
         except MempoolRejected as e:
             if self.metrics is not None:
                 self.metrics.mempool_failed.labels(e.reason.value).inc()
-            raise RpcError(TX_REJECTED, f"{e.reason.name}: {e}", {"reason": e.reason.value}) from None
+            text = str(e)
+            message = text if text.upper().startswith(e.reason.name) else f"{e.reason.name}: {text}"
+            raise RpcError(TX_REJECTED, message, {"reason": e.reason.value}) from None
 
     async def _gossip(self, raw: bytes) -> None:
         if self.gossip is not None:
