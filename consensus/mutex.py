@@ -26,8 +26,11 @@ show the stall -- so the node uses it only under a plan where everyone is up (th
 restart: at most one validator down by plan).
 
 Invariants (checked after every step): a held section implies permission from everyone;
-the queue and deferred sets hold members only. Who calls it: ``phalanx testnet restart
---rolling`` (Ricart-Agrawala between validators), the simulator, tests.
+the queue and deferred sets hold members only. A message stamped above
+:data:`TIMESTAMP_ACCEPT_MAX` is ignored, so the clock keeps room for our own stamps.
+
+Who calls it: ``phalanx testnet restart --rolling`` (Ricart-Agrawala between validators), the
+simulator, tests.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from rlp.sedes import List, big_endian_int
 from consensus.contract import ConsensusBug, InvalidMessage, NodeId, Receive
 
 __all__ = [
+    "TIMESTAMP_ACCEPT_MAX",
     "Acquire",
     "Granted",
     "LamportMutex",
@@ -58,6 +62,9 @@ __all__ = [
 ]
 
 _UINT64_MAX = (1 << 64) - 1
+#: Highest peer timestamp taken into the clock. A stamp above it is ignored: adopting it
+#: would leave the clock too little room for our own requests (each must fit a uint64).
+TIMESTAMP_ACCEPT_MAX = (1 << 63) - 1
 _SEDES = List([big_endian_int, big_endian_int, big_endian_int], strict=True)
 
 
@@ -214,7 +221,7 @@ class _MutexCore:
         elif isinstance(event, Receive):
             msg = event.message
             if (not isinstance(msg, _MutexMessage) or msg.sender != event.sender
-                    or event.sender not in self.peers):
+                    or event.sender not in self.peers or msg.ts > TIMESTAMP_ACCEPT_MAX):
                 self._ignored += 1
             else:
                 self.clock = min(max(self.clock, msg.ts) + 1, _UINT64_MAX)

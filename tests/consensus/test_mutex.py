@@ -10,6 +10,7 @@ from consensus.contract import InvalidMessage, NodeId, Receive
 from consensus.mutex import (
     Acquire,
     LamportMutex,
+    MutexAck,
     MutexOutput,
     MutexReply,
     MutexRequest,
@@ -117,3 +118,23 @@ def test_codec() -> None:
                 bytes.fromhex("c401810102")):
         with pytest.raises(InvalidMessage):
             decode_mutex_message(bad)
+
+
+@pytest.mark.parametrize("cls", [RicartAgrawala, LamportMutex])
+def test_a_huge_peer_timestamp_cannot_exhaust_the_clock(
+    cls: type[RicartAgrawala] | type[LamportMutex],
+) -> None:
+    """A peer's stamp near uint64's top used to push the clock so high that our own next
+    request could not be encoded (InvalidMessage out of step); such stamps are ignored."""
+    a = cls(N[0], N[:2])
+    for ts in (2**64 - 1, 2**64 - 2, 2**63):
+        a.step(Receive(N[1], MutexRequest(N[1], ts)))
+    assert a.statistics().ignored == 3 and a.clock < 2**63
+    for _ in range(3):
+        out = a.step(Acquire())
+        assert [type(m) for _, m in out.send] == [MutexRequest]
+        _, request = out.send[0]
+        a.step(Receive(N[1], MutexReply(N[1], request.ts)))
+        a.step(Receive(N[1], MutexAck(N[1], a.clock + 1)))
+        assert a.state is MutexState.HELD
+        a.step(Release())
