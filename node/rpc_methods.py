@@ -33,16 +33,15 @@ from typing import Any
 
 import trio
 
-from chain.block import Block, CommitCertificate
 from chain.errors import ChainError
 from chain.genesis import Genesis
 from chain.keys import format_address, parse_address
 from chain.ledger import LedgerError, NotFound, Pruned
 from chain.mempool import MempoolRejected
-from chain.receipt import Receipt
-from chain.tx import Transaction, decode_transaction
+from chain.tx import decode_transaction
 from node.app import ApplyOutcome, ChainApp
 from node.jsonrpc import RpcError
+from node.rpc_json import block_json, certificate_json, hexstr, receipt_json, tx_json
 
 __all__ = [
     "NOT_FOUND",
@@ -99,73 +98,6 @@ def _height(value: Any, name: str = "height") -> int | None:
     if not isinstance(value, int) or value < 0:
         raise ValueError(f"{name}: expected a non-negative integer")
     return value
-
-
-def _x(b: bytes) -> str:
-    return "0x" + bytes(b).hex()
-
-
-def receipt_json(r: Receipt) -> dict[str, Any]:
-    """A receipt as JSON."""
-    return {
-        "tx_hash": _x(r.tx_hash),
-        "status": int(r.status),
-        "success": r.succeeded,
-        "gas_used": r.gas_used,
-        "fee_paid": r.fee_paid,
-        "reason": r.reason_text,
-        "logs": [
-            {"address": _x(lg.address), "topics": [_x(t) for t in lg.topics], "data": _x(lg.data)}
-            for lg in r.logs
-        ],
-        "contract_address": format_address(r.contract_address) if r.contract_address else None,
-        "return_data": _x(r.return_data),
-    }
-
-
-def tx_json(tx: Transaction) -> dict[str, Any]:
-    """A transaction as JSON."""
-    return {
-        "hash": _x(tx.hash),
-        "from": format_address(tx.sender_address),
-        "to": format_address(tx.to) if tx.to else None,
-        "nonce": tx.nonce,
-        "amount": tx.amount,
-        "fee": tx.fee,
-        "gas_limit": tx.gas_limit,
-        "data": _x(tx.data),
-    }
-
-
-def certificate_json(c: CommitCertificate) -> dict[str, Any]:
-    """A commit certificate as JSON."""
-    return {
-        "height": c.height,
-        "view": c.view,
-        "seq": c.seq,
-        "block_hash": _x(c.block_hash),
-        "signatures": [{"validator_index": v.validator_index, "signature": _x(v.signature)}
-                       for v in c.votes],
-    }
-
-
-def block_json(block: Block, *, full_txs: bool = True) -> dict[str, Any]:
-    """A block as JSON (header fields, transactions, the parent's certificate)."""
-    h = block.header
-    return {
-        "height": h.height,
-        "hash": _x(block.hash),
-        "chain_id": h.chain_id,
-        "parent_hash": _x(h.parent_hash),
-        "timestamp": h.timestamp,
-        "proposer": format_address(h.proposer),
-        "tx_root": _x(h.tx_root),
-        "state_root": _x(h.state_root),
-        "last_commit_hash": _x(h.last_commit_hash),
-        "num_txs": len(block.transactions),
-        "txs": [tx_json(t) if full_txs else _x(t.hash) for t in block.transactions],
-        "last_commit": certificate_json(block.last_commit),
-    }
 
 
 class CommitWaiters:
@@ -321,8 +253,8 @@ class RpcNode:
             "node_id": self.info.node_id,
             "height": head.height,
             "latest_block_height": head.height,
-            "latest_block_hash": _x(head.block_hash),
-            "latest_state_root": _x(head.state_root),
+            "latest_block_hash": hexstr(head.block_hash),
+            "latest_state_root": hexstr(head.state_root),
             "latest_block_time": head.timestamp,
             "engine": self.genesis.engine,
             "catching_up": self.catching_up(),
@@ -372,13 +304,13 @@ class RpcNode:
         raw = _hex(tx, "tx")
         tx_hash = self._admit(raw)
         await self._gossip(raw)
-        return {"hash": _x(tx_hash)}
+        return {"hash": hexstr(tx_hash)}
 
     async def broadcast_tx_sync(self, tx: str) -> dict[str, Any]:
         raw = _hex(tx, "tx")
         tx_hash = self._admit(raw)
         await self._gossip(raw)
-        return {"hash": _x(tx_hash), "code": 0}
+        return {"hash": hexstr(tx_hash), "code": 0}
 
     async def broadcast_tx_commit(self, tx: str, timeout: float | int | str = 30) -> dict[str, Any]:
         raw = _hex(tx, "tx")
@@ -410,9 +342,9 @@ class RpcNode:
             self.waiters.release(tx_hash)
         found = self._committed(tx_hash)
         if found is None:
-            raise RpcError(TIMED_OUT, f"transaction {_x(tx_hash)} not committed within {limit:g} s "
+            raise RpcError(TIMED_OUT, f"transaction {hexstr(tx_hash)} not committed within {limit:g} s "
                                       "(it was accepted and may still be committed)",
-                           {"hash": _x(tx_hash)})
+                           {"hash": hexstr(tx_hash)})
         return found
 
     def _committed(self, tx_hash: bytes) -> dict[str, Any] | None:
@@ -420,7 +352,7 @@ class RpcNode:
             loc = self.app.ledger.transaction(tx_hash)
         except (NotFound, Pruned):
             return None
-        return {"hash": _x(tx_hash), "height": loc.height, "index": loc.index,
+        return {"hash": hexstr(tx_hash), "height": loc.height, "index": loc.index,
                 "receipt": receipt_json(loc.receipt)}
 
     async def tx(self, hash: str) -> dict[str, Any]:
@@ -485,7 +417,7 @@ class RpcNode:
             "balance": int(acct.balance),
             "nonce": int(acct.nonce),
             "next_nonce": next_nonce,
-            "code_hash": _x(acct.code_hash),
+            "code_hash": hexstr(acct.code_hash),
             "height": self.app.head.height,
         }
 
@@ -496,7 +428,7 @@ class RpcNode:
             "f": self.genesis.f,
             "validators": [
                 {"index": i, "name": v.name, "address": format_address(v.address),
-                 "public_key": _x(v.public_key)}
+                 "public_key": hexstr(v.public_key)}
                 for i, v in enumerate(self.genesis.validators)
             ],
         }
@@ -547,7 +479,7 @@ class RpcNode:
         return {
             "success": bool(outcome.success),
             "gas_used": int(outcome.gas_used),
-            "return_data": _x(outcome.return_data),
+            "return_data": hexstr(outcome.return_data),
             "reason": str(getattr(outcome, "reason", "") or ""),
             "height": head.height,
         }
@@ -561,6 +493,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, bytes):
-        return _x(value)
+        return hexstr(value)
     return str(value)
 
