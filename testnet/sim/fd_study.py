@@ -69,6 +69,7 @@ __all__ = ["CONTROLS", "SCENARIOS", "VARIANTS", "StudyResult", "run_fd_study"]
 CONTROLS = ("fixed-timeout",)
 HEARTBEAT_TICKS = 5
 MISTAKES_PER_PAIR_MAX = 7
+TICKS_MIN = 50                      # 300 ticks in all, 100 of them after the crash
 GOSSIP_TICKS = 20                   # anti-entropy period (changes are sent at once)
 _GOSSIP_SEED_OFFSET = 1_000_003     # the gossip network draws apart from the heartbeats'
 
@@ -231,6 +232,9 @@ def run_fd_study(cfg: AlgoConfig) -> AlgoResult:
     """Run every scenario and variant for one seed; check completeness and accuracy."""
     if cfg.nodes < 3:
         raise ValueError("fd-study needs at least 3 nodes (2 observers and 1 crash)")
+    if cfg.ticks < TICKS_MIN:
+        raise ValueError(f"fd-study needs --ticks >= {TICKS_MIN}: the slowest detectors take "
+                         f"about 80 ticks to suspect a crash under heavy delay")
     result = StudyResult(cfg)
     horizon = cfg.ticks * 6
     crash_at = (2 * horizon) // 3

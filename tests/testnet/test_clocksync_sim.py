@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from cli.main import main
 from testnet.sim.algos import CONTROLS, AlgoConfig, run_algo, sweep_algo
 from testnet.sim.clocksync_sim import CONTROLS as SIM_CONTROLS
 from testnet.sim.clocksync_sim import PRECISION_US
@@ -33,3 +34,11 @@ def test_same_seed_same_digest_and_too_few_nodes_rejected() -> None:
     assert a.digest == b.digest and a.figures == b.figures
     with pytest.raises(ValueError):
         run_algo(AlgoConfig("clocksync", nodes=2))
+
+
+def test_cli_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sim", "--algo", "clocksync", "--seeds", "0..2"]) == 0
+    assert "pass 3" in capsys.readouterr().out
+    assert main(["sim", "--algo", "clocksync", "--seed", "0",
+                 "--control", "no-outlier-rejection"]) == 3
+    assert "accuracy" in capsys.readouterr().out

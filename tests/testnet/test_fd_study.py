@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from cli.main import main
 from testnet.sim.algos import CONTROLS, AlgoConfig, run_algo
 from testnet.sim.fd_study import CONTROLS as STUDY_CONTROLS
 from testnet.sim.fd_study import SCENARIOS, VARIANTS
@@ -27,19 +30,27 @@ def test_study_passes_and_fixed_timeout_false_suspicions_exceed_adaptive_under_h
     assert len(rows) == len(SCENARIOS) * len(VARIANTS)
 
 
-def test_fixed_timeout_control_is_flagged_by_the_accuracy_checker() -> None:
-    r = run_algo(AlgoConfig("fd-study", seed=3, ticks=_TICKS, control="fixed-timeout"))
-    assert r.status == "liveness"
-    assert r.detail.startswith("accuracy: fixed-10")
-    assert r.counts.get("violations_accuracy", 0) >= 1
-    assert "violations_completeness" not in r.counts
+def test_fixed_timeout_control_is_flagged_through_the_cli(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["sim", "--algo", "fd-study", "--seed", "3", "--ticks", str(_TICKS),
+                 "--control", "fixed-timeout"])
+    out = capsys.readouterr().out
+    assert code == 2                                   # liveness
+    assert "FAILED (liveness): accuracy: fixed-10" in out
+    assert "violations_completeness" not in out
+    assert "replay: phalanx sim --algo fd-study --nodes 4 --seed 3 --control fixed-timeout" in out
     assert CONTROLS["fd-study"] == STUDY_CONTROLS
 
 
-def test_same_seed_same_figures() -> None:
-    a = run_algo(AlgoConfig("fd-study", seed=5, ticks=30))
-    b = run_algo(AlgoConfig("fd-study", seed=5, ticks=30))
-    assert a.figures == b.figures and a.line() == b.line()
-    assert a.digest and a.digest == b.digest
+def test_cli_prints_the_same_table_as_a_direct_run_of_the_same_seed(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    a = run_algo(AlgoConfig("fd-study", seed=5, ticks=50))
+    assert main(["sim", "--algo", "fd-study", "--seed", "5", "--ticks", "50"]) == 0
+    out = capsys.readouterr().out
+    assert out.rstrip("\n") == a.line()
+    assert "detect_med" in out and "confirm_med" in out
+    assert a.digest
     assert a.summary()["table_columns"][2] == "detect_med"
     assert all(len(row) == 9 for row in a.summary()["table"])
+    with pytest.raises(ValueError, match="ticks"):
+        run_algo(AlgoConfig("fd-study", ticks=20))
