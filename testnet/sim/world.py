@@ -8,8 +8,9 @@ the world (1) handles the events due at that tick (message arrivals, crashes, re
 partition starts and ends), (2) ticks every running endpoint whose local clock advanced
 (clock drift: a slow endpoint's clock advances at ``rate < 1``), (3) hands out workload
 proposals. An engine's :class:`Output` is executed in contract order: persist (appended to
-the endpoint's durable records), send (encoded to bytes, decoded again per recipient; a sample of honest
-sends must survive ``decode(encode(m)).encode() == encode(m)``),
+the endpoint's durable records), send (encoded to bytes; the bytes are decoded by the first recipient
+that receives them and the immutable message is shared with the send's other recipients;
+a sample of honest sends must survive ``decode(encode(m)).encode() == encode(m)``),
 deliver (checked, appended to the application log, then ``Applied(seq, root)`` is fed back
 where ``root`` hashes the delivered prefix), evidence (checked), wants (state installed from
 an honest replica whose application holds that checkpoint, then ``Applied``).
@@ -198,7 +199,7 @@ class World:
     def _handle(self, kind: str, a: int, b: int, payload: Any) -> None:
         t = self.tick
         if kind == "msg":
-            data, digest = payload
+            data, digest, decoded = payload
             dst = self.endpoints[b]
             if self.network.is_cut(a, b):
                 self.network.cut_losses += 1
@@ -208,14 +209,18 @@ class World:
                 self.lost_to_down += 1
                 self.trace.record(t, "downloss", a, b, digest)
                 return
-            try:
-                msg = self._decode(data)
-            except InvalidMessage:
-                self.decode_errors += 1
-                self.trace.record(t, "badmsg", a, b, digest)
-                return
-            except Exception as exc:   # a codec must only raise InvalidMessage
-                self._crash(dst, f"decode of {digest}", exc)
+            if decoded is not None:  # another receiver of the same send decoded these bytes
+                msg = decoded[0]
+            else:
+                try:
+                    msg = self._decode(data)
+                except InvalidMessage:
+                    self.decode_errors += 1
+                    self.trace.record(t, "badmsg", a, b, digest)
+                    return
+                except Exception as exc:   # a codec must only raise InvalidMessage
+                    self._crash(dst, f"decode of {digest}", exc)
+                payload[2] = (msg,)
             self.messages_delivered += 1
             self.trace.record(t, "recv", a, b, digest)
             self._step(dst, Receive(self.endpoints[a].node, msg))
@@ -315,10 +320,13 @@ class World:
         else:
             targets = [ep for ep in self._by_node.get(int(dest), []) if ep != e.ep]
         now = self.tick
+        # One payload per send, shared by its receivers: the first to receive it decodes the
+        # bytes and keeps the (immutable) message in the payload's last slot for the others.
+        payload: list[Any] = [data, digest, None]
         for dst in targets:
             self.trace.record(now, "send", e.ep, dst, digest)
             for arrival in self.network.transmit(e.ep, dst, now):
-                self.schedule(arrival, "msg", e.ep, dst, (data, digest))
+                self.schedule(arrival, "msg", e.ep, dst, payload)
 
     def _sample_codec(self, msg: Any) -> bool:
         """Round-trip the first few messages of each type, then one send in 16."""

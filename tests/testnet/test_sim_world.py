@@ -198,6 +198,7 @@ def test_fault_plan_partitions_can_separate_twins() -> None:
 
 def test_messages_reach_the_engine_decoded_from_bytes() -> None:
     seen: list[object] = []
+    sent: list[object] = []
     toy = ENGINES["toy"]
 
     class Spy:
@@ -214,7 +215,9 @@ def test_messages_reach_the_engine_decoded_from_bytes() -> None:
         def step(self, event: object) -> Output:
             if isinstance(event, Receive):
                 seen.append(event.message)
-            return self.inner.step(event)  # type: ignore[attr-defined,no-any-return]
+            out: Output = self.inner.step(event)  # type: ignore[attr-defined]
+            sent.extend(m for _, m in out.send)
+            return out
 
     spec = EngineSpec("spy", False, lambda s: Spy(toy.build(s)), toy.decode, toy.make_verify)  # type: ignore[arg-type]
     engines_mod.ENGINES["spy"] = spec
@@ -224,5 +227,9 @@ def test_messages_reach_the_engine_decoded_from_bytes() -> None:
         del engines_mod.ENGINES["spy"]
     orders = [m for m in seen if isinstance(m, ToyOrder)]
     assert orders
-    # a fresh object per recipient: decoded from bytes, never the sender's own object
-    assert len({id(m) for m in orders}) == len(orders)
+    # decoded from bytes, never the sender's own object (one decode per send, shared by its
+    # recipients: the messages are immutable)
+    sent_orders = [m for m in sent if isinstance(m, ToyOrder)]
+    assert not {id(m) for m in orders} & {id(m) for m in sent_orders}
+    assert all(any(m == s for s in sent_orders) for m in orders)
+    assert len({id(m) for m in orders}) <= len(sent_orders) < len(orders)
