@@ -83,7 +83,7 @@ def check_hash(h: bytes, what: str) -> None:
         raise ValueError(f"{what} must be {HASH_BYTES} bytes")
 
 
-def strict_rlp(data: bytes, size_max: int) -> Any:
+def strict_rlp(data: bytes | bytearray | memoryview, size_max: int) -> Any:
     """Decode exactly one canonical RLP item of at most ``size_max`` bytes.
 
     A hand-written reader: it accepts exactly the bytes that strict ``rlp.decode`` followed by

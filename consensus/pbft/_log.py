@@ -44,6 +44,8 @@ class Slot:
     prepared: PreparedCert | None = None
     committed: Committed | None = None
     proof: CommittedProof | None = None
+    #: The replica's tick when it executed (delivered) this seq; ``None``: unknown (restored).
+    executed_at: int | None = None
 
     def move_to(self, view: int) -> None:
         """Forget the votes of older views (the prepared and committed proofs stay)."""

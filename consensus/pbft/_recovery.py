@@ -12,7 +12,11 @@ ahead answers a ``Status`` (at most once per ``retransmit_ticks`` per peer) with
 * its stable checkpoint proof, when the sender is below it (the sender then asks its driver
   for state: ``StateWanted``);
 * up to ``catchup_batch_max`` ``CommittedProof`` messages (value + a quorum of signed
-  commits), which the sender checks and delivers like its own commits.
+  commits), which the sender checks and delivers like its own commits -- only for seqs the
+  sender is really behind on: seqs this replica executed at least ``retransmit_ticks`` ago
+  (or before a restart). A seq executed more recently is most likely still in flight at the
+  sender, whose own prepares and commits finish it; if not, its next ``Status`` (one period
+  later) gets the proof.
 
 Restart: :meth:`RecoveryMixin.restore` rebuilds, from the records the replica persisted,
 its view and phase, its votes per (view, seq), its prepared certificates, its own
@@ -90,10 +94,13 @@ class RecoveryMixin(ReplicaCore):
                 out.send.append((st.sender, c))
         start = max(st.last_executed, self.low) + 1
         stop = min(self.last_executed, start + self.config.catchup_batch_max - 1)
+        ripe = self.now - self.config.retransmit_ticks  # executed no later than this: not in flight
         for seq in range(start, stop + 1):
             slot = self._slots.get(seq)
             if slot is None or slot.committed is None:
                 continue
+            if slot.executed_at is not None and slot.executed_at > ripe:
+                break  # this seq and every later one were executed too recently
             proof = self._committed_proof(slot)
             out.send.append((st.sender, proof))
 

@@ -426,6 +426,7 @@ class PbftReplica(RecoveryMixin, ViewChangeMixin, CheckpointMixin):
             done = slot.committed
             out.deliver.append(Delivery(seq=slot.seq, value=done.value, certificate=done.certificate))
             self.last_executed = slot.seq
+            slot.executed_at = self.now
             self._delivered_count += 1
             self._pending.pop(done.digest, None)
             self._pending_forwards.pop(done.digest, None)
