@@ -85,7 +85,7 @@ class _Exploding:
 
 def test_an_engine_exception_is_a_crash_with_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
     toy = ENGINES["toy"]
-    spec = EngineSpec("boom", False, lambda s: _Exploding(toy.build(s)), toy.decode,  # type: ignore[arg-type]
+    spec = EngineSpec("boom", False, lambda s: _Exploding(toy.build(s)), toy.decode,
                       toy.make_verify)
     monkeypatch.setitem(engines_mod.ENGINES, "boom", spec)
     r = run(SimConfig(engine="boom", nodes=3, seed=1, ticks=50, faults="none"))
@@ -219,7 +219,7 @@ def test_messages_reach_the_engine_decoded_from_bytes() -> None:
             sent.extend(m for _, m in out.send)
             return out
 
-    spec = EngineSpec("spy", False, lambda s: Spy(toy.build(s)), toy.decode, toy.make_verify)  # type: ignore[arg-type]
+    spec = EngineSpec("spy", False, lambda s: Spy(toy.build(s)), toy.decode, toy.make_verify)
     engines_mod.ENGINES["spy"] = spec
     try:
         run(SimConfig(engine="spy", nodes=3, seed=1, ticks=10, liveness_ticks=0, faults="none"))
