@@ -5,18 +5,22 @@ Every p2p message envelope carries the sender's timestamp, and log lines print i
 across nodes can be put in a causal order when reading logs.
 
 Invariant: the clock only moves forward and never exceeds :data:`LAMPORT_MAX`. Timestamps
-from peers above that bound are refused by the envelope decoder, so no peer can push our
-clock to overflow.
+from peers above that bound are refused by the envelope decoder, and :meth:`observe` adopts
+a peer's timestamp only up to :data:`LAMPORT_OBSERVE_MAX` (half the range), so no peer can
+push our clock to where a later ``tick`` would overflow; only a faulty peer sends more, and
+then only the order of log lines is affected.
 
 Owned by ``p2p.peers.PeerManager`` (one clock per node).
 """
 
 from __future__ import annotations
 
-__all__ = ["LAMPORT_MAX", "LamportClock"]
+__all__ = ["LAMPORT_MAX", "LAMPORT_OBSERVE_MAX", "LamportClock"]
 
 #: Largest timestamp we send or accept (2**63 - 1: ~9e18 events before it could matter).
 LAMPORT_MAX = (1 << 63) - 1
+#: Largest peer timestamp :meth:`LamportClock.observe` adopts (leaves 2**62 ticks of room).
+LAMPORT_OBSERVE_MAX = LAMPORT_MAX >> 1
 
 
 class LamportClock:
@@ -46,6 +50,8 @@ class LamportClock:
     def observe(self, timestamp: int) -> int:
         """Merge a received timestamp: ``max(local, timestamp) + 1``; return the new time.
 
+        ``timestamp`` counts as at most :data:`LAMPORT_OBSERVE_MAX`.
+
         Args:
             timestamp: the sender's timestamp, already bounded by the envelope decoder.
 
@@ -55,5 +61,6 @@ class LamportClock:
         """
         if not 0 <= timestamp <= LAMPORT_MAX:
             raise ValueError(f"Lamport timestamp out of range: {timestamp}")
-        self._time = min(max(self._time, timestamp) + 1, LAMPORT_MAX)
+        adopted = min(timestamp, LAMPORT_OBSERVE_MAX)
+        self._time = min(max(self._time, adopted) + 1, LAMPORT_MAX)
         return self._time

@@ -9,7 +9,7 @@ import rlp
 
 from p2p.config import P2PConfig
 from p2p.errors import InvalidEnvelope
-from p2p.lamport import LAMPORT_MAX, LamportClock
+from p2p.lamport import LAMPORT_MAX, LAMPORT_OBSERVE_MAX, LamportClock
 from p2p.messages import Envelope, Kind, PeerId
 from p2p.policy import Backoff, ScoreBook, keep_new_connection
 
@@ -63,6 +63,17 @@ def test_lamport_ticks_on_send_and_takes_max_plus_one_on_receive() -> None:
     with pytest.raises(ValueError):
         c.observe(LAMPORT_MAX + 1)
     assert LamportClock(LAMPORT_MAX).observe(LAMPORT_MAX) == LAMPORT_MAX
+
+
+def test_a_peer_timestamp_at_the_bound_leaves_room_to_send() -> None:
+    """A (Byzantine) peer stamping LAMPORT_MAX used to leave our clock at the bound, so the
+    next send's tick raised OverflowError; the clock adopts at most LAMPORT_OBSERVE_MAX."""
+    c = LamportClock(5)
+    top = c.observe(LAMPORT_MAX)
+    assert 5 < top <= LAMPORT_OBSERVE_MAX + 1
+    sent = [c.tick() for _ in range(3)]
+    assert sent == [top + 1, top + 2, top + 3]
+    assert c.observe(LAMPORT_OBSERVE_MAX - 1) == top + 4  # below the local time: max + 1
 
 
 def test_backoff_doubles_up_to_the_cap_with_jitter_and_resets() -> None:
