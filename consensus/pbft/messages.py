@@ -97,6 +97,7 @@ class SignedMessage:
     sender: NodeId
     signature: bytes
     _signed_cache: tuple[bytes, bytes] | None
+    _encoded_cache: bytes | None
 
     def _body(self) -> list[Any]:
         raise NotImplementedError
@@ -106,8 +107,12 @@ class SignedMessage:
         return [u(self.KIND), self._body(), u(self.sender), self.signature]
 
     def encode(self) -> bytes:
-        """Canonical bytes on the wire."""
-        return rlp_encode(self.torlp_encode())
+        """Canonical bytes on the wire (memoised: a message is re-sent and forwarded as is)."""
+        cached = self._encoded_cache
+        if cached is None:
+            cached = rlp_encode(self.torlp_encode())
+            object.__setattr__(self, "_encoded_cache", cached)
+        return cached
 
     def signing_bytes(self, instance_tag: bytes = DEFAULT_INSTANCE_TAG) -> bytes:
         """RLP ``[instance_tag, kind, body, sender]`` (the signature is over DOMAIN_TAG + this)."""
@@ -149,6 +154,7 @@ class PrePrepare(SignedMessage):
     sender: NodeId
     signature: bytes = b""
     _signed_cache: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
+    _encoded_cache: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_uint(self.view, "view")
@@ -185,6 +191,7 @@ class Prepare(SignedMessage):
     sender: NodeId
     signature: bytes = b""
     _signed_cache: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
+    _encoded_cache: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_uint(self.view, "view")
@@ -218,6 +225,7 @@ class Commit(SignedMessage):
     sender: NodeId
     signature: bytes = b""
     _signed_cache: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
+    _encoded_cache: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_uint(self.view, "view")
@@ -250,6 +258,7 @@ class Checkpoint(SignedMessage):
     sender: NodeId
     signature: bytes = b""
     _signed_cache: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
+    _encoded_cache: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_uint(self.seq, "seq")
@@ -339,6 +348,7 @@ class ViewChange(SignedMessage):
     sender: NodeId
     signature: bytes = b""
     _signed_cache: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
+    _encoded_cache: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_uint(self.new_view, "new_view")
@@ -377,6 +387,7 @@ class NewView(SignedMessage):
     sender: NodeId
     signature: bytes = b""
     _signed_cache: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
+    _encoded_cache: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_uint(self.view, "view")
@@ -406,6 +417,7 @@ class Request(SignedMessage):
     sender: NodeId
     signature: bytes = b""
     _signed_cache: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
+    _encoded_cache: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.value, bytes):
@@ -432,6 +444,7 @@ class Status(SignedMessage):
     sender: NodeId
     signature: bytes = b""
     _signed_cache: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
+    _encoded_cache: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_uint(self.view, "view")
@@ -461,6 +474,7 @@ class CommittedProof(SignedMessage):
     sender: NodeId
     signature: bytes = b""
     _signed_cache: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
+    _encoded_cache: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_uint(self.seq, "seq")

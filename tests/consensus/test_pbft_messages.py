@@ -173,3 +173,14 @@ def test_memoised_signed_bytes_follow_the_tag_and_never_leak_into_equality() -> 
     assert fresh == p and hash(fresh) == hash(p)
     moved = Prepare(p.view, p.seq + 1, p.digest, p.sender, p.signature)
     assert moved.signed_bytes(b"a") != first
+
+
+@pytest.mark.parametrize("msg", all_messages(), ids=lambda m: type(m).__name__)
+def test_memoised_encoding_is_per_object_and_never_leaks_into_equality_or_copies(msg: object) -> None:
+    data = msg.encode()  # type: ignore[attr-defined]
+    assert msg.encode() is data  # type: ignore[attr-defined]
+    again = decode_message(data)
+    assert again == msg and again.encode() == data  # decoded objects encode afresh
+    unsigned = msg.with_signature(b"")  # type: ignore[attr-defined]
+    assert unsigned != msg
+    assert unsigned.encode() != data and decode_message(data).encode() == data
