@@ -181,6 +181,6 @@ def test_memoised_encoding_is_per_object_and_never_leaks_into_equality_or_copies
     assert msg.encode() is data  # type: ignore[attr-defined]
     again = decode_message(data)
     assert again == msg and again.encode() == data  # decoded objects encode afresh
-    unsigned = msg.with_signature(b"")  # type: ignore[attr-defined]
+    unsigned = msg.with_signature(b"")
     assert unsigned != msg
     assert unsigned.encode() != data and decode_message(data).encode() == data
