@@ -34,7 +34,7 @@ import rlp
 from rlp.sedes import CountableList, List, big_endian_int
 
 from p2p.errors import P2PError
-from p2p.lamport import LAMPORT_MAX
+from p2p.lamport import LAMPORT_MAX, LAMPORT_OBSERVE_MAX
 
 __all__ = [
     "VECTOR_ENTRIES_MAX",
@@ -179,11 +179,15 @@ class VectorClock:
     def observe(self, stamp: VectorStamp) -> VectorStamp:
         """A receive event: merge ``stamp`` entry-wise, then tick; return the new stamp.
 
+        A counter counts as at most :data:`~p2p.lamport.LAMPORT_OBSERVE_MAX`, so a faulty
+        peer's stamp cannot leave this clock unable to tick.
+
         Raises:
             InvalidVectorStamp: the merge would exceed :data:`VECTOR_ENTRIES_MAX` entries.
         """
         merged = dict(self._counters)
         for n, c in stamp.entries:
+            c = min(c, LAMPORT_OBSERVE_MAX)  # leave room to tick (see p2p.lamport)
             if c > merged.get(n, 0):
                 merged[n] = c
         if len(merged) > VECTOR_ENTRIES_MAX:

@@ -15,7 +15,7 @@ from p2p.clocks import (
     decode_vector_stamp,
     merge_logs,
 )
-from p2p.lamport import LamportClock
+from p2p.lamport import LAMPORT_MAX, LAMPORT_OBSERVE_MAX, LamportClock
 
 
 def v(**kw: int) -> VectorStamp:
@@ -109,3 +109,15 @@ def test_random_executions_match_ground_truth(seed: int, n: int) -> None:
             assert (va < vb) == hb, (i, j)
             if hb:
                 assert la < lb
+
+
+def test_a_stamp_at_the_counter_bound_leaves_room_to_tick() -> None:
+    """A peer's stamp carrying LAMPORT_MAX (even for our own entry) used to leave the clock
+    at the bound, so the next tick raised OverflowError; entries adopt at most
+    LAMPORT_OBSERVE_MAX."""
+    clock = VectorClock(0)
+    clock.tick()
+    after = clock.observe(VectorStamp.of({0: LAMPORT_MAX, 1: LAMPORT_MAX}))
+    assert after.get(0) == LAMPORT_OBSERVE_MAX + 1 and after.get(1) == LAMPORT_OBSERVE_MAX
+    assert clock.tick().get(0) == LAMPORT_OBSERVE_MAX + 2
+    assert clock.observe(VectorStamp.of({1: 3})).get(1) == LAMPORT_OBSERVE_MAX
