@@ -3,6 +3,7 @@
 * ``up [--nodes 4] [--engine pbft|paxos] [--byzantine 3=equivocate,...] [--proxy] [--detach]``
 * ``status | down [--purge] | logs [--limit N]``
 * ``kill N | pause N | resume N | restart N``             node faults (SIGKILL, SIGSTOP, ...)
+* ``restart --rolling``                                   every validator, one at a time (mutex)
 * ``partition 0,1/2,3 | heal | delay N --ms X | loss N --percent P``   link faults (--proxy)
 * ``check``                                              the safety checkers on the live chain
 * ``chaos --duration S --seed N [--nodes 4]``            nemesis + workload + checkers
@@ -75,8 +76,14 @@ def register(subparsers: Any) -> None:
                            ("resume", "SIGCONT a node"), ("restart", "stop and start a node")):  # fmt: skip
         s = sub.add_parser(name, help=helptext)
         _dir_option(s)
-        s.add_argument("node", type=int, metavar="N")
+        s.add_argument("node", type=int, metavar="N", nargs="?" if name == "restart" else None)
         s.set_defaults(func=_node_fault, action=name)
+        if name == "restart":
+            s.add_argument("--rolling", action="store_true",
+                           help="restart every validator, one at a time (Ricart-Agrawala)")
+            s.add_argument("--timeout", type=float, default=120.0,
+                           help="seconds per node to get the section and catch up")
+            s.set_defaults(func=_restart)
 
     part = sub.add_parser("partition", help="split links into groups, e.g. 0,1/2,3 (--proxy)")
     _dir_option(part)
@@ -120,10 +127,11 @@ def register(subparsers: Any) -> None:
 
 def _errors() -> tuple[type[Exception], ...]:
     from testnet._layout import LayoutError
+    from testnet._rolling import RollingError
     from testnet.local import TestnetError
     from testnet.proxy import ProxyError
 
-    return (LayoutError, TestnetError, ProxyError)
+    return (LayoutError, RollingError, TestnetError, ProxyError)
 
 
 def _run(args: argparse.Namespace, body: Any) -> int:
@@ -249,6 +257,30 @@ def _node_fault(args: argparse.Namespace) -> int:
         net.layout.save()
         _emit(args, {"node": args.node, "action": args.action}, f"{args.action}: node {args.node}")
         return 0
+
+    return _run(args, body)
+
+
+def _restart(args: argparse.Namespace) -> int:
+    from cli.main import CliError
+
+    if args.rolling == (args.node is not None):
+        raise CliError("restart: give a node N, or --rolling for every node")
+    if not args.rolling:
+        return _node_fault(args)
+    from testnet._rolling import TestnetOps, check_timeline, render_timeline, rolling_restart
+    from testnet.local import Testnet
+
+    def body() -> int:
+        net = Testnet.open(args.dir)
+        n = net.layout.n
+        timeline = rolling_restart(TestnetOps(net), n, timeout_s=args.timeout,
+                                   progress=None if args.json else print)  # fmt: skip
+        violations = check_timeline(timeline.events, n)
+        _emit(args, {"ok": not violations, "timeline": timeline.to_json(),
+                     "violations": [vars(v) for v in violations]},
+              "rolling restart timeline:\n" + render_timeline(timeline, violations))  # fmt: skip
+        return 0 if not violations else 1
 
     return _run(args, body)
 
