@@ -31,9 +31,10 @@ authenticated (the p2p session gives both); they may delay, duplicate and reorde
 
 Bounds: ``payload_bytes_max`` per message, ``instances_max`` Bracha instances kept (and
 ``window_seqs`` undelivered seqs per origin; delivered prefixes are forgotten),
-``holdback_max`` held-back causal messages, ``seen_max`` best-effort ids remembered. A peer's
-message that breaks a bound or a rule is dropped and counted in ``statistics()``; our own
-broken invariant raises ``AssertionError``.
+``holdback_max`` held-back causal messages (at most ``holdback_per_origin_max`` of one
+origin), ``seen_max`` best-effort ids remembered. A peer's message that breaks a bound or a
+rule is dropped and counted in ``statistics()``; our own broken invariant raises
+``AssertionError``.
 
 Messages and their codec live in :mod:`p2p.broadcast_messages` (re-exported here).
 
@@ -352,12 +353,22 @@ class CausalBroadcast(_Core):
         members: all nodes, this one included.
         holdback_max: held-back messages kept; a message beyond it is dropped and counted
             (a gap that the sender's retransmission or a resync must fill).
+        holdback_per_origin_max: held-back messages kept per origin (default: an equal
+            share of ``holdback_max`` per peer), so one faulty peer sending messages that
+            never become deliverable cannot take the queue from the others.
     """
 
     def __init__(self, node: PeerId, members: Iterable[PeerId], holdback_max: int = 1024,
-                 payload_bytes_max: int = PAYLOAD_BYTES_MAX) -> None:
+                 payload_bytes_max: int = PAYLOAD_BYTES_MAX,
+                 holdback_per_origin_max: int | None = None) -> None:
         super().__init__(node, members, payload_bytes_max)
         self.holdback_max = holdback_max
+        if holdback_per_origin_max is None:
+            holdback_per_origin_max = max(1, holdback_max // max(1, len(self.peers)))
+        if holdback_per_origin_max < 1:
+            raise ValueError("holdback_per_origin_max must be >= 1")
+        self.holdback_per_origin_max = holdback_per_origin_max
+        self._held_from: dict[int, int] = {}           # origin -> its held-back messages
         self._delivered_from: dict[int, int] = {}      # origin -> messages delivered
         self._holdback: dict[tuple[int, int], CausalMessage] = {}
 
@@ -392,6 +403,11 @@ class CausalBroadcast(_Core):
         if len(self._holdback) >= self.holdback_max:
             self._drop(sender, "hold-back queue full")
             return
+        held = self._held_from.get(msg.origin, 0)
+        if held >= self.holdback_per_origin_max:
+            self._drop(sender, "hold-back share of this origin full")
+            return
+        self._held_from[msg.origin] = held + 1
         self._holdback[key] = msg
         self._drain(out)
 
@@ -415,6 +431,11 @@ class CausalBroadcast(_Core):
                 msg = self._holdback[key]
                 if self.deliverable(msg):
                     del self._holdback[key]
+                    left = self._held_from[msg.origin] - 1
+                    if left:
+                        self._held_from[msg.origin] = left
+                    else:
+                        del self._held_from[msg.origin]
                     self._delivered_from[msg.origin] = msg.seq
                     out.deliver.append(Delivered(msg.origin, msg.seq, msg.payload))
                     progress = True
@@ -424,3 +445,4 @@ class CausalBroadcast(_Core):
 
     def _check_invariants(self) -> None:
         assert len(self._holdback) <= self.holdback_max, "hold-back bound broken"
+        assert sum(self._held_from.values()) == len(self._holdback), "hold-back counts broken"

@@ -145,6 +145,21 @@ def test_causal_holdback_is_bounded() -> None:
     assert core.held_back() == 2 and core.statistics().dropped == 1
 
 
+def test_one_origin_cannot_fill_the_holdback_queue_of_everyone() -> None:
+    """A faulty peer sending messages that never become deliverable used to fill the shared
+    hold-back queue, so every other origin's reordered messages were dropped."""
+    core = CausalBroadcast(P[0], P[:4], holdback_max=6)          # 2 held per peer
+    for seq in range(5, 11):                                     # never deliverable
+        core.step(Incoming(P[1], CausalMessage(P[1], VectorStamp.of({1: seq}), b"")))
+    assert core.held_back() == 2 and core.statistics().dropped == 4
+    out = core.step(Incoming(P[2], CausalMessage(P[2], VectorStamp.of({2: 2}), b"b")))
+    assert out.deliver == [] and core.held_back() == 3             # held, not dropped
+    out = core.step(Incoming(P[2], CausalMessage(P[2], VectorStamp.of({2: 1}), b"a")))
+    assert [d.payload for d in out.deliver] == [b"a", b"b"] and core.held_back() == 2
+    with pytest.raises(ValueError):
+        CausalBroadcast(P[0], P[:4], holdback_max=6, holdback_per_origin_max=0)
+
+
 def test_bracha_forgets_delivered_instances_and_bounds_the_window() -> None:
     core = BrachaBroadcast(P[0], P[:4], f=1, window_seqs=2)
     for seq in range(3):                  # three deliveries from origin 1
