@@ -17,7 +17,10 @@ returns one :class:`Verdict`.
 * **conservation**: the balances of every account that ever appeared sum to the genesis
   supply (fees move from senders to proposers; receipts say how much moved), and, when
   receipts are known, each account's balance equals its replay from genesis;
-* **liveness**: after the last fault healed, the honest nodes' height grows within a bound.
+* **liveness**: after the last fault healed, the honest nodes' height grows within a bound;
+* **linearizability** (:func:`check_linearizable`): the clients' recorded history of transfers
+  and balance reads is linearizable per account (:mod:`testnet.linearizability`), e.g. no
+  read returns a balance older than a transfer acknowledged before the read began.
 
 Called by :mod:`testnet.chaos`, ``phalanx testnet check`` and the e2e tests.
 """
@@ -27,6 +30,9 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+from testnet.linearizability import check_bank
 
 __all__ = [
     "Ack",
@@ -37,6 +43,7 @@ __all__ = [
     "check_agreement",
     "check_conservation",
     "check_double_spend",
+    "check_linearizable",
     "check_liveness",
     "check_lost_acks",
     "replay_balances",
@@ -226,3 +233,31 @@ def check_liveness(
     last = samples[-1][1] if samples else base
     return [Violation("liveness", f"no progress after the heal: height stayed at {last} "
                       f"(bound {bound_s:.0f}s)")], None  # fmt: skip
+
+
+def check_linearizable(history: Iterable[Mapping[str, Any]], initial: Mapping[str, int]
+                       ) -> tuple[list[Violation], dict[str, int]]:  # fmt: skip
+    """Each account's sub-history of transfers and reads is linearizable (Wing-Gong per key).
+
+    Args:
+        history: client events ``{process, type, op, value, time}`` (see
+            :func:`testnet.linearizability.check_bank`).
+        initial: every account's balance before the history.
+
+    Returns:
+        One violation per non-linearizable account, and the counts: accounts, operations,
+        linearizable, not_linearizable, too_large (a key past the search bounds: no answer,
+        counted but not a violation).
+    """
+    result = check_bank(history, initial)
+    keys = result.keys.values()
+    counts = {
+        "accounts": len(result.keys),
+        "operations": sum(r.operations for r in keys),
+        "linearizable": sum(r.status == "linearizable" for r in keys),
+        "not_linearizable": sum(r.status == "not-linearizable" for r in keys),
+        "too_large": sum(r.status == "too-large" for r in keys),
+    }
+    found = [Violation("linearizability", f"account {r.key}: {r.detail}")
+             for r in result.violations()]  # fmt: skip
+    return found, counts

@@ -258,8 +258,10 @@ def check_bank(history: Iterable[Mapping[str, Any]], initial: Mapping[Any, int],
                ops_max: int = OPS_MAX, states_max: int = STATES_MAX) -> LinearizabilityResult:
     """Check a bank history per account.
 
-    Events: ``op="transfer"`` with ``value=(from, to, amount)``; ``op="read"`` with invoke
-    ``value=account`` and ok ``value=(account, balance)`` (or just the balance).
+    Events: ``op="transfer"`` with ``value=(from, to, amount)`` or ``(from, to, amount, fee)``
+    (the sender pays ``amount + fee``, the recipient gets ``amount``; a transfer to oneself
+    is one debit of ``fee``); ``op="read"`` with invoke ``value=account`` and ok
+    ``value=(account, balance)`` (or just the balance).
 
     Raises:
         HistoryError: malformed events.
@@ -267,9 +269,13 @@ def check_bank(history: Iterable[Mapping[str, Any]], initial: Mapping[Any, int],
     per: dict[Hashable, list[Operation]] = {}
     for o in pair_operations(history):
         if o.op == "transfer":
-            src, dst, amount = o.arg
+            src, dst, amount, fee = (*o.arg, 0) if len(o.arg) == 3 else o.arg
+            if src == dst:
+                per.setdefault(src, []).append(
+                    Operation(o.index, o.process, "add", -int(fee), None, o.call, o.ret))
+                continue
             per.setdefault(src, []).append(
-                Operation(o.index, o.process, "add", -int(amount), None, o.call, o.ret))
+                Operation(o.index, o.process, "add", -int(amount) - int(fee), None, o.call, o.ret))
             per.setdefault(dst, []).append(
                 Operation(o.index, o.process, "add", int(amount), None, o.call, o.ret))
         elif o.op == "read":
