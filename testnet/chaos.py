@@ -11,12 +11,14 @@ Jepsen-style, in three phases on a fresh proxied testnet:
    slowed by the proxy). It holds the fault for ``hold_s``, heals it, and waits. At most
    ``faults_max`` nodes are faulty at once, Byzantine nodes included (default: ``f``, the
    most the engine tolerates; more is a negative control that the checkers must flag).
-   Meanwhile :class:`~testnet._workload.Workload` sends transfers and records acknowledgements.
+   Meanwhile :class:`~testnet._workload.Workload` sends transfers and balance reads and
+   records acknowledgements and the client history (invoke/ok/fail/info).
 2. **Heal.** Every fault is removed; the workload stops.
 3. **Check.** Liveness (the chain grows within ``liveness_bound_s`` of the heal, and every
    honest node reaches a common height), then agreement, no lost acknowledged transaction,
    no double spend and conservation over the honest nodes' APIs
-   (:func:`testnet._collect.check_testnet`).
+   (:func:`testnet._collect.check_testnet`), and per-account linearizability of the client
+   history (:func:`testnet.check.check_linearizable`; its counts go into the report).
 
 The same seed gives the same fault schedule (targets, kinds, timing); process scheduling
 still varies, so the figures vary a little. Called by ``cli/cmd_testnet.py`` and the e2e tests.
@@ -36,7 +38,7 @@ from typing import Any
 
 from testnet._collect import check_testnet
 from testnet._workload import ACCOUNT_BALANCE, Workload, workload_keys
-from testnet.check import Violation, check_liveness
+from testnet.check import Violation, check_linearizable, check_liveness
 from testnet.local import Testnet, TestnetError
 from testnet.proxy import Rules
 
@@ -180,7 +182,9 @@ def run_chaos(config: ChaosConfig, progress: Callable[[str], Any] | None = None)
     try:
         say(f"starting {config.nodes} {config.engine} nodes in {directory} (f = {f})")
         net.start(timeout=60)
-        workload = Workload(net.layout.rpc_urls, keys, net.layout.chain_id, seed=config.seed)
+        honest_urls = [n.rpc_url for n in net.layout.nodes if not n.byzantine]
+        workload = Workload(net.layout.rpc_urls, keys, net.layout.chain_id, seed=config.seed,
+                            reads=True, read_urls=honest_urls)  # fmt: skip
         workload.start()
         t0 = time.monotonic()
         samples: list[tuple[float, int, int]] = []
@@ -227,6 +231,8 @@ def run_chaos(config: ChaosConfig, progress: Callable[[str], Any] | None = None)
         verdict = check_testnet(urls, net.dir / "genesis.json", stats.acks)
         violations.extend(verdict.violations)
         lost = sum(1 for v in verdict.violations if v.check == "lost-ack")
+        lin = _linearizability(stats, keys)
+        violations.extend(lin.pop("violations"))
         lat = sorted(stats.latencies_s)
         report.update({
             "faults": injected,
@@ -239,6 +245,7 @@ def run_chaos(config: ChaosConfig, progress: Callable[[str], Any] | None = None)
             "recovery_s": None if recovery is None else round(recovery, 2),
             "catch_up_s_max": max((c for c in catch_up if c is not None), default=None),
             "figures": verdict.figures,
+            "linearizability": lin,
         })  # fmt: skip
     finally:
         net.stop()
@@ -247,6 +254,17 @@ def run_chaos(config: ChaosConfig, progress: Callable[[str], Any] | None = None)
         if not config.keep and not violations and config.directory is None:
             shutil.rmtree(directory, ignore_errors=True)
     return report
+
+
+def _linearizability(stats: Any, keys: list[Any]) -> dict[str, Any]:
+    """The clients' transfer/read history checked per account (with counts and reads made)."""
+    from chain.keys import format_address
+
+    if stats.history_truncated:
+        return {"violations": [], "skipped": "history past history_max", "reads": stats.reads}
+    initial = {format_address(k.address).lower(): ACCOUNT_BALANCE for k in keys}
+    found, counts = check_linearizable(stats.history, initial)
+    return {"violations": found, **counts, "reads": stats.reads, "events": len(stats.history)}
 
 
 def _sleep_sampling(net: Testnet, until: float, t0: float,
@@ -276,6 +294,7 @@ def render(report: Mapping[str, Any]) -> str:
         f"healed node {report.get('catch_up_s_max')} s; "
         f"commit latency p50 {report.get('commit_latency_p50_s')} s",
         f"  checked: {report.get('figures', {})}",
+        f"  linearizability per account: {report.get('linearizability', {})}",
         f"  replay: {report['command']}",
     ]
     lines += [f"  VIOLATION {v['check']}: {v['detail']}" for v in report["violations"]]

@@ -5,7 +5,8 @@
   ack, no double spend, conservation).
 * Negative control past the threshold: a 2/2 partition through the fault proxy leaves no
   quorum, and the liveness checker flags it; after the heal the chain moves again.
-* A 60-second seeded chaos run with faults never above f ends with zero violations.
+* A 60-second seeded chaos run with faults never above f ends with zero violations, the
+  clients' transfer/read history linearizable on every account.
 """
 
 from __future__ import annotations
@@ -99,3 +100,6 @@ def test_chaos_sixty_seconds_within_f_has_no_violations(tmp_path: Path) -> None:
     assert report["faults_injected"] >= 5
     assert report["txs_acknowledged"] > 0 and report["txs_lost"] == 0
     assert report["recovery_s"] is not None
+    lin = report["linearizability"]   # the client history was checked, every account passed
+    assert lin["reads"] > 0 and lin["operations"] > 0 and lin["accounts"] > 1
+    assert lin["linearizable"] == lin["accounts"] and lin["not_linearizable"] == 0
