@@ -1,6 +1,8 @@
 """``MemoryDB``: an in-memory :class:`~chain.db.base.KeyValueDB` for tests and the simulator.
 
-Keeps keys sorted lazily so ``iterate(prefix)`` yields in key order like LevelDB does.
+Keeps keys sorted lazily so ``iterate(prefix)`` yields in key order like LevelDB does, from a
+snapshot of the matching entries taken when iteration starts (writes made meanwhile are not
+seen, as with LevelDB).
 """
 
 from __future__ import annotations
@@ -53,14 +55,14 @@ class MemoryDB:
         if self._sorted is None:
             self._sorted = sorted(self._data)
         keys = self._sorted
-        i = bisect.bisect_left(keys, prefix)
-        snapshot = keys[i:]
-        for key in snapshot:
+        data = self._data
+        snapshot: list[tuple[bytes, bytes]] = []  # like LevelDB: writes made meanwhile unseen
+        for i in range(bisect.bisect_left(keys, prefix), len(keys)):
+            key = keys[i]
             if not key.startswith(prefix):
                 break
-            value = self._data.get(key)
-            if value is not None:
-                yield key, value
+            snapshot.append((key, data[key]))
+        yield from snapshot
 
     def write_batch(self, *, sync: bool = True) -> _MemoryBatch:
         return _MemoryBatch(self)

@@ -81,6 +81,19 @@ def test_iterate_sees_state_at_start(db: KeyValueDB) -> None:
     assert [k for k, _ in rest] == [b"p" + bytes([i]) for i in range(1, 5)]
 
 
+def test_iterate_does_not_see_overwrites_or_deletes_made_meanwhile(db: KeyValueDB) -> None:
+    """Both implementations read the snapshot of when iteration began (MemoryDB used to
+    show later overwrites and skip later deletes)."""
+    for i in range(5):
+        db.put(b"p" + bytes([i]), b"old")
+    it = db.iterate(b"p")
+    assert next(it) == (b"p\x00", b"old")
+    db.put(b"p\x02", b"new")
+    db.delete(b"p\x03")
+    assert list(it) == [(b"p" + bytes([i]), b"old") for i in range(1, 5)]
+    assert db.get(b"p\x02") == b"new" and db.get(b"p\x03") is None
+
+
 def test_batch_applies_all_writes(db: KeyValueDB) -> None:
     db.put(b"gone", b"x")
     with db.write_batch() as batch:
