@@ -12,8 +12,9 @@ returns one :class:`Verdict`.
 * **no lost acknowledged transaction**: a transaction acknowledged as committed (by
   ``broadcast_tx_commit``, or seen in a block) at height h is in the block at h of every
   honest node that reached h (or anywhere in its chain if the height is unknown);
-* **no double spend**: within each honest chain, a (sender, nonce) pair appears at most
-  once, and a transaction hash at most once;
+* **no double spend**: within each honest chain, a (sender, nonce) pair is executed at most
+  once, and a transaction hash at most once (a block may carry an already-committed
+  transaction, which the executor rejects without effect: that is no spend);
 * **conservation**: the balances of every account that ever appeared sum to the genesis
   supply (fees move from senders to proposers; receipts say how much moved), and, when
   receipts are known, each account's balance equals its replay from genesis;
@@ -119,13 +120,26 @@ def check_agreement(chains: Chains) -> list[Violation]:
     return out
 
 
+def _executed(tx: TxRecord) -> bool:
+    """False for a no-effect rejection (stale or used nonce: no success, no fee paid)."""
+    return tx.success or tx.fee_paid > 0
+
+
+def _committed_at(chain: Mapping[int, BlockRecord]) -> dict[str, int]:
+    """Transaction hash -> the height that executed it (else its first inclusion), as the
+    ledger's index reports it."""
+    out: dict[str, int] = {}
+    for h in sorted(chain):
+        for tx in chain[h].txs:
+            if tx.hash not in out or _executed(tx):
+                out[tx.hash] = h
+    return out
+
+
 def check_lost_acks(acks: Iterable[Ack], chains: Chains) -> list[Violation]:
     """Every acknowledged transaction is committed on every honest node that got that far."""
     out: list[Violation] = []
-    where: dict[int, dict[str, int]] = {
-        node: {tx.hash: b.height for b in chain.values() for tx in b.txs}
-        for node, chain in chains.items()
-    }
+    where: dict[int, dict[str, int]] = {node: _committed_at(chain) for node, chain in chains.items()}
     for ack in acks:
         for node, chain in sorted(chains.items()):
             top = max(chain, default=-1)
@@ -147,8 +161,9 @@ def check_double_spend(chains: Chains) -> list[Violation]:
     """Within each chain, each (sender, nonce) and each tx hash at most once."""
     out: list[Violation] = []
     for node, chain in sorted(chains.items()):
-        spends = Counter((tx.sender, tx.nonce) for b in chain.values() for tx in b.txs)
-        hashes = Counter(tx.hash for b in chain.values() for tx in b.txs)
+        spent = [tx for b in chain.values() for tx in b.txs if _executed(tx)]
+        spends = Counter((tx.sender, tx.nonce) for tx in spent)
+        hashes = Counter(tx.hash for tx in spent)
         for (sender, nonce), count in sorted(spends.items()):
             if count > 1:
                 out.append(Violation("double-spend", f"node {node}: sender {sender} nonce {nonce} "

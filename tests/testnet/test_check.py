@@ -73,6 +73,17 @@ def test_double_spend_flags_same_sender_nonce_and_same_hash() -> None:
     assert len(check_double_spend({1: replayed})) == 2
 
 
+def test_a_rejected_reinclusion_is_neither_a_double_spend_nor_a_moved_ack() -> None:
+    """A block may carry an already-committed transaction; the executor rejects it without
+    effect (no fee, no success), which spends nothing and does not move where it committed."""
+    rejected = tx("t1", success=False, fee=0)
+    again = chain(BlockRecord(1, "h1", (tx("t1"),)), BlockRecord(2, "h2", (rejected,)))
+    assert check_double_spend({0: again}) == []
+    assert check_lost_acks([Ack("t1", 1)], {0: again}) == []
+    early = chain(BlockRecord(1, "h1", (rejected,)), BlockRecord(2, "h2", (tx("t1"),)))
+    assert check_lost_acks([Ack("t1", 2)], {0: early}) == []
+
+
 def test_conservation_with_fees_to_the_proposer() -> None:
     genesis = {A: 1000, B: 0}
     c = chain(BlockRecord(1, "h1", (tx("t1", amount=100, fee=5), tx("t2", nonce=1, success=False,
