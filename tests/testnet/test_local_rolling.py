@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
+from cli.main import main
+from consensus.mutex import Acquire, Release
+from testnet._layout import generate
 from testnet._rolling import (
+    MutexBus,
     RollingError,
     TimelineEvent,
     check_timeline,
@@ -98,3 +103,23 @@ def test_a_node_that_never_catches_up_fails_the_roll() -> None:
 
     with pytest.raises(RollingError, match="node 2 not caught up"):
         rolling_restart(Stuck(3), 3, timeout_s=0.5, poll_s=0.01)
+
+
+def test_bus_grants_one_at_a_time_with_two_n_minus_one_messages_per_entry() -> None:
+    bus = MutexBus(4)
+    for i in range(4):
+        bus.step(i, Acquire())
+    for i in range(4):
+        granted = [m for m, e in bus.granted.items() if e.is_set()]
+        assert granted == list(range(i + 1))   # one more holder at a time, in id order
+        bus.step(i, Release())
+    assert bus.delivered == 4 * 2 * 3
+
+
+def test_cli_restart_needs_a_node_or_rolling_but_not_both(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    generate(tmp_path / "net", nodes=1)
+    for argv in (["testnet", "restart"], ["testnet", "restart", "0", "--rolling"]):
+        assert main([*argv, "--dir", str(tmp_path / "net")]) == 2   # a usage error
+        assert "give a node N, or --rolling" in capsys.readouterr().err
