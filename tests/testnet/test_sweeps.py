@@ -2,7 +2,8 @@
 
 Each sweep prints ``sweep NAME: N seeds, 0 safety, 0 liveness, 0 crash`` to the terminal, so
 CI logs carry the counts. Seeds run in ``PHALANX_SIM_JOBS`` processes (default: up to 2).
-Sizes (seeds x ticks) are chosen so this file stays within its CI budget; a failing seed
+Sizes (seeds x ticks) are chosen so this file stays within its CI budget (~200 CPU-seconds
+in all: about 2 minutes with ``PHALANX_SIM_JOBS=2`` on two free cores); a failing seed
 replays with the printed ``phalanx sim ...`` command.
 """
 
@@ -22,7 +23,7 @@ PBFT_KINDS = sorted(set(BEHAVIOURS) - {TWINS})
 PAIRS_N7 = [("equivocate", "double-vote"), ("silent", "wrong-checkpoint"),
             ("view-change-spam", "replay"), ("flood", "bad-signature"),
             ("slow-primary", "twins")]
-SEEDS_N7 = 20          # per pair
+SEEDS_N7 = 50          # per pair (250 seeds with two Byzantine replicas)
 SEEDS_PAXOS = {3: 100, 5: 80}
 
 
