@@ -95,6 +95,10 @@ def close_logging() -> None:
         logger = logging.getLogger(name)
         for h in _handlers:
             logger.removeHandler(h)
+        # Hand the loggers back as they were: an in-process node (tests, the CLI) must not
+        # leave the rest of the process unable to see these loggers through the root.
+        logger.propagate = True
+        logger.setLevel(logging.NOTSET)
     for h in _handlers:
         h.close()
     _handlers.clear()
