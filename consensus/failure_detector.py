@@ -40,6 +40,7 @@ __all__ = [
     "DetectorOutput",
     "DetectorStatistics",
     "Heartbeat",
+    "HeartbeatDetectorBase",
     "HeartbeatFailureDetector",
     "Suspect",
     "Trust",
@@ -130,39 +131,20 @@ class DetectorStatistics:
     timeouts: dict[NodeId, int]
 
 
-class HeartbeatFailureDetector:
-    """Sans-IO heartbeat failure detector (see module docstring).
+class HeartbeatDetectorBase:
+    """What every heartbeat detector shares: sending heartbeats, ordering arrivals by
+    ``(epoch, seq)``, suspecting and trusting peers, and the counters.
 
-    Args:
-        node_id: this node.
-        peers: the other nodes to watch (``node_id`` is ignored if present).
-        heartbeat_ticks: ticks between two of our heartbeats.
-        timeout_ticks: initial silence, in ticks, after which a peer is suspected.
-        timeout_ticks_max: cap of the adaptive timeout.
-        adaptive: double a peer's timeout after each false suspicion.
-        epoch: our incarnation number (a restarted node should use a larger one).
+    Subclasses decide *when* a silent peer is overdue (:meth:`_overdue`), and may learn from
+    each fresh arrival (:meth:`_on_arrival`) or from a suspicion that proved false
+    (:meth:`_on_false_suspicion`).
     """
 
-    def __init__(
-        self,
-        node_id: NodeId,
-        peers: Iterable[NodeId],
-        heartbeat_ticks: int,
-        timeout_ticks: int,
-        timeout_ticks_max: int,
-        adaptive: bool = True,
-        epoch: int = 0,
-    ) -> None:
-        if heartbeat_ticks < 1 or timeout_ticks < 1 or timeout_ticks_max < timeout_ticks:
-            raise ValueError(
-                "need heartbeat_ticks >= 1 and 1 <= timeout_ticks <= timeout_ticks_max"
-            )
+    def __init__(self, node_id: NodeId, peers: Iterable[NodeId], heartbeat_ticks: int,
+                 epoch: int) -> None:
         self.node_id = node_id
         self.peers: tuple[NodeId, ...] = tuple(sorted(p for p in set(peers) if p != node_id))
         self.heartbeat_ticks = heartbeat_ticks
-        self.timeout_ticks = timeout_ticks
-        self.timeout_ticks_max = timeout_ticks_max
-        self.adaptive = adaptive
         self.epoch = epoch
         self.payload = b""
         self._now: int | None = None
@@ -171,10 +153,21 @@ class HeartbeatFailureDetector:
         self._last_heard: dict[NodeId, int] = {}
         self._last_stamp: dict[NodeId, tuple[int, int]] = {}
         self._last_payload: dict[NodeId, bytes] = {}
-        self._timeout: dict[NodeId, int] = dict.fromkeys(self.peers, timeout_ticks)
+        self._peer_set = frozenset(self.peers)
         self._suspected: set[NodeId] = set()
         self._sent = self._received = self._ignored = 0
         self._suspicions = self._false_suspicions = 0
+
+    # -- hooks ----------------------------------------------------------------------------
+
+    def _overdue(self, peer: NodeId, silence: int) -> bool:
+        raise NotImplementedError
+
+    def _on_arrival(self, peer: NodeId, now: int) -> None:
+        """A fresh heartbeat from ``peer`` arrived at ``now`` (before ``_last_heard`` moves)."""
+
+    def _on_false_suspicion(self, peer: NodeId) -> None:
+        """``peer`` was suspected but has spoken again."""
 
     # -- queries ------------------------------------------------------------------------
 
@@ -186,25 +179,9 @@ class HeartbeatFailureDetector:
         """Peers currently trusted (not suspected)."""
         return frozenset(p for p in self.peers if p not in self._suspected)
 
-    def timeout_of(self, peer: NodeId) -> int:
-        """The current timeout for ``peer``, in ticks."""
-        return self._timeout[peer]
-
     def payload_of(self, peer: NodeId) -> bytes | None:
         """The payload of the freshest heartbeat heard from ``peer`` (None if none yet)."""
         return self._last_payload.get(peer)
-
-    def statistics(self) -> DetectorStatistics:
-        """Counters and current suspicions."""
-        return DetectorStatistics(
-            heartbeats_sent=self._sent,
-            heartbeats_received=self._received,
-            heartbeats_ignored=self._ignored,
-            suspicions=self._suspicions,
-            false_suspicions=self._false_suspicions,
-            suspected=self.suspected(),
-            timeouts=dict(self._timeout),
-        )
 
     # -- the one entry point ------------------------------------------------------------
 
@@ -236,33 +213,94 @@ class HeartbeatFailureDetector:
             self._sent += 1
             out.send.append((ALL, Heartbeat(self.node_id, self.epoch, self._seq, self.payload)))
         for p in self.peers:
-            if p not in self._suspected and self._now - self._last_heard[p] > self._timeout[p]:
+            if p not in self._suspected and self._overdue(p, self._now - self._last_heard[p]):
                 self._suspected.add(p)
                 self._suspicions += 1
                 out.events.append(Suspect(p))
 
     def _on_heartbeat(self, sender: NodeId, hb: object, out: DetectorOutput) -> None:
-        if not isinstance(hb, Heartbeat) or hb.sender != sender or sender not in self._timeout:
+        if not isinstance(hb, Heartbeat) or hb.sender != sender or sender not in self._peer_set:
             self._ignored += 1
             return
         stamp = (hb.epoch, hb.seq)
         if sender in self._last_stamp and stamp <= self._last_stamp[sender]:
             self._ignored += 1  # duplicate or reordered old heartbeat
             return
+        now = self._now if self._now is not None else 0
+        self._on_arrival(sender, now)
         self._received += 1
         self._last_stamp[sender] = stamp
         self._last_payload[sender] = hb.payload
-        self._last_heard[sender] = self._now if self._now is not None else 0
+        self._last_heard[sender] = now
         if sender in self._suspected:
             self._suspected.discard(sender)
             self._false_suspicions += 1
-            if self.adaptive:
-                self._timeout[sender] = min(self._timeout[sender] * 2, self.timeout_ticks_max)
+            self._on_false_suspicion(sender)
             out.events.append(Trust(sender))
 
     def _check_invariants(self) -> None:
-        if not self._suspected <= set(self.peers):
+        if not self._suspected <= self._peer_set:
             raise ConsensusBug("suspected a node that is not a peer")
+
+
+class HeartbeatFailureDetector(HeartbeatDetectorBase):
+    """Sans-IO heartbeat failure detector (see module docstring).
+
+    Args:
+        node_id: this node.
+        peers: the other nodes to watch (``node_id`` is ignored if present).
+        heartbeat_ticks: ticks between two of our heartbeats.
+        timeout_ticks: initial silence, in ticks, after which a peer is suspected.
+        timeout_ticks_max: cap of the adaptive timeout.
+        adaptive: double a peer's timeout after each false suspicion.
+        epoch: our incarnation number (a restarted node should use a larger one).
+    """
+
+    def __init__(
+        self,
+        node_id: NodeId,
+        peers: Iterable[NodeId],
+        heartbeat_ticks: int,
+        timeout_ticks: int,
+        timeout_ticks_max: int,
+        adaptive: bool = True,
+        epoch: int = 0,
+    ) -> None:
+        if heartbeat_ticks < 1 or timeout_ticks < 1 or timeout_ticks_max < timeout_ticks:
+            raise ValueError(
+                "need heartbeat_ticks >= 1 and 1 <= timeout_ticks <= timeout_ticks_max"
+            )
+        super().__init__(node_id, peers, heartbeat_ticks, epoch)
+        self.timeout_ticks = timeout_ticks
+        self.timeout_ticks_max = timeout_ticks_max
+        self.adaptive = adaptive
+        self._timeout: dict[NodeId, int] = dict.fromkeys(self.peers, timeout_ticks)
+
+    def timeout_of(self, peer: NodeId) -> int:
+        """The current timeout for ``peer``, in ticks."""
+        return self._timeout[peer]
+
+    def statistics(self) -> DetectorStatistics:
+        """Counters and current suspicions."""
+        return DetectorStatistics(
+            heartbeats_sent=self._sent,
+            heartbeats_received=self._received,
+            heartbeats_ignored=self._ignored,
+            suspicions=self._suspicions,
+            false_suspicions=self._false_suspicions,
+            suspected=self.suspected(),
+            timeouts=dict(self._timeout),
+        )
+
+    def _overdue(self, peer: NodeId, silence: int) -> bool:
+        return silence > self._timeout[peer]
+
+    def _on_false_suspicion(self, peer: NodeId) -> None:
+        if self.adaptive:
+            self._timeout[peer] = min(self._timeout[peer] * 2, self.timeout_ticks_max)
+
+    def _check_invariants(self) -> None:
+        super()._check_invariants()
         for t in self._timeout.values():
             if not self.timeout_ticks <= t <= self.timeout_ticks_max:
                 raise ConsensusBug("timeout outside its bounds")

@@ -34,13 +34,10 @@ import math
 from collections import deque
 from collections.abc import Iterable
 
-from consensus.contract import ALL, ConsensusBug, NodeId, Receive, Tick
+from consensus.contract import ConsensusBug, NodeId
 from consensus.failure_detector import (
-    DetectorOutput,
     DetectorStatistics,
-    Heartbeat,
-    Suspect,
-    Trust,
+    HeartbeatDetectorBase,
 )
 
 __all__ = ["PhiAccrualFailureDetector", "phi"]
@@ -59,7 +56,7 @@ def phi(elapsed: float, mean: float, std: float) -> float:
     return -math.log10(p_later)
 
 
-class PhiAccrualFailureDetector:
+class PhiAccrualFailureDetector(HeartbeatDetectorBase):
     """Sans-IO phi-accrual detector (see module docstring).
 
     Args:
@@ -81,21 +78,11 @@ class PhiAccrualFailureDetector:
                 or pause_ticks < 0:
             raise ValueError("need heartbeat_ticks >= 1, threshold > 0, window_max >= 2, "
                              "std_ticks_min > 0 and pause_ticks >= 0")
-        self.node_id = node_id
-        self.peers: tuple[NodeId, ...] = tuple(sorted(p for p in set(peers) if p != node_id))
-        self.heartbeat_ticks = heartbeat_ticks
+        super().__init__(node_id, peers, heartbeat_ticks, epoch)
         self.threshold = threshold
         self.window_max = window_max
         self.std_ticks_min = std_ticks_min
         self.pause_ticks = pause_ticks
-        self.epoch = epoch
-        self.payload = b""
-        self._now: int | None = None
-        self._seq = 0
-        self._last_sent: int | None = None
-        self._last_heard: dict[NodeId, int] = {}
-        self._last_stamp: dict[NodeId, tuple[int, int]] = {}
-        self._last_payload: dict[NodeId, bytes] = {}
         prior = [float(heartbeat_ticks)] * 2
         self._intervals: dict[NodeId, deque[float]] = {
             p: deque(prior, maxlen=window_max) for p in self.peers}
@@ -103,19 +90,8 @@ class PhiAccrualFailureDetector:
         self._sums: dict[NodeId, tuple[float, float]] = {
             p: (sum(prior), sum(x * x for x in prior)) for p in self.peers}
         self._fits: dict[NodeId, tuple[float, float]] = {}
-        self._suspected: set[NodeId] = set()
-        self._sent = self._received = self._ignored = 0
-        self._suspicions = self._false_suspicions = 0
 
     # -- queries ------------------------------------------------------------------------
-
-    def suspected(self) -> frozenset[NodeId]:
-        """Peers currently suspected to have crashed."""
-        return frozenset(self._suspected)
-
-    def alive(self) -> frozenset[NodeId]:
-        """Peers currently trusted (not suspected)."""
-        return frozenset(p for p in self.peers if p not in self._suspected)
 
     def _fit(self, peer: NodeId) -> tuple[float, float]:
         fit = self._fits.get(peer)
@@ -153,10 +129,6 @@ class PhiAccrualFailureDetector:
             t += max(1, math.ceil(std / 4))
         return t
 
-    def payload_of(self, peer: NodeId) -> bytes | None:
-        """The payload of the freshest heartbeat heard from ``peer`` (None if none yet)."""
-        return self._last_payload.get(peer)
-
     def statistics(self) -> DetectorStatistics:
         """Counters, current suspicions and each peer's effective timeout."""
         return DetectorStatistics(
@@ -169,58 +141,16 @@ class PhiAccrualFailureDetector:
             timeouts={p: self.timeout_of(p) for p in self.peers},
         )
 
-    # -- the one entry point ------------------------------------------------------------
+    # -- hooks of the shared heartbeat machinery ---------------------------------------------
 
-    def step(self, event: Tick | Receive) -> DetectorOutput:
-        """Feed a tick or a received heartbeat; return heartbeats to send and events."""
-        out = DetectorOutput()
-        if isinstance(event, Tick):
-            self._on_tick(event.now, out)
-        elif isinstance(event, Receive):
-            self._on_heartbeat(event.sender, event.message, out)
-        else:
-            raise TypeError(f"unexpected input {event!r}")
-        self._check_invariants()
-        return out
+    def _overdue(self, peer: NodeId, silence: int) -> bool:
+        return self.phi_of(peer) >= self.threshold
 
-    def _on_tick(self, now: int, out: DetectorOutput) -> None:
-        if self._now is None:
-            for p in self.peers:
-                self._last_heard.setdefault(p, now)
-        self._now = now if self._now is None else max(self._now, now)
-        if self._last_sent is None or self._now - self._last_sent >= self.heartbeat_ticks:
-            self._seq += 1
-            self._last_sent = self._now
-            self._sent += 1
-            out.send.append((ALL, Heartbeat(self.node_id, self.epoch, self._seq, self.payload)))
-        for p in self.peers:
-            if p not in self._suspected and self.phi_of(p) >= self.threshold:
-                self._suspected.add(p)
-                self._suspicions += 1
-                out.events.append(Suspect(p))
-
-    def _on_heartbeat(self, sender: NodeId, hb: object, out: DetectorOutput) -> None:
-        if not isinstance(hb, Heartbeat) or hb.sender != sender or sender not in self._intervals:
-            self._ignored += 1
-            return
-        stamp = (hb.epoch, hb.seq)
-        if sender in self._last_stamp and stamp <= self._last_stamp[sender]:
-            self._ignored += 1
-            return
-        now = self._now if self._now is not None else 0
-        if sender in self._last_stamp:      # the first arrival has no interval before it
-            self._add_interval(sender, float(now - self._last_heard.get(sender, now)))
-        self._received += 1
-        self._last_stamp[sender] = stamp
-        self._last_payload[sender] = hb.payload
-        self._last_heard[sender] = now
-        if sender in self._suspected:
-            self._suspected.discard(sender)
-            self._false_suspicions += 1
-            out.events.append(Trust(sender))
+    def _on_arrival(self, peer: NodeId, now: int) -> None:
+        if peer in self._last_stamp:      # the first arrival has no interval before it
+            self._add_interval(peer, float(now - self._last_heard.get(peer, now)))
 
     def _check_invariants(self) -> None:
-        if not self._suspected <= set(self.peers):
-            raise ConsensusBug("suspected a node that is not a peer")
+        super()._check_invariants()
         if any(len(w) > self.window_max for w in self._intervals.values()):
             raise ConsensusBug("interval window over its bound")
