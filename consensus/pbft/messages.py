@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 from consensus.contract import InvalidMessage, NodeId, Signer, Verifier
 from consensus.pbft._codec import (
@@ -181,10 +181,9 @@ class PrePrepare(SignedMessage):
 
 
 @dataclass(frozen=True, slots=True)
-class Prepare(SignedMessage):
-    """A backup accepted the pre-prepare for (view, seq, digest)."""
+class _Vote(SignedMessage):
+    """A vote on (view, seq, digest): the shape shared by :class:`Prepare` and :class:`Commit`."""
 
-    KIND: ClassVar[int] = 2
     view: int
     seq: int
     digest: bytes
@@ -203,8 +202,8 @@ class Prepare(SignedMessage):
         return [u(self.view), u(self.seq), self.digest]
 
     @classmethod
-    def _from_body(cls, body: list[Any], sender: NodeId, sig: bytes) -> Prepare:
-        view, seq, digest = parse_list(body, "Prepare", length=3)
+    def _from_body(cls, body: list[Any], sender: NodeId, sig: bytes) -> Self:
+        view, seq, digest = parse_list(body, cls.__name__, length=3)
         return cls(
             parse_uint(view, "view"),
             parse_uint(seq, "seq"),
@@ -215,37 +214,17 @@ class Prepare(SignedMessage):
 
 
 @dataclass(frozen=True, slots=True)
-class Commit(SignedMessage):
+class Prepare(_Vote):
+    """A backup accepted the pre-prepare for (view, seq, digest)."""
+
+    KIND: ClassVar[int] = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Commit(_Vote):
     """The sender is prepared for (view, seq, digest)."""
 
     KIND: ClassVar[int] = 3
-    view: int
-    seq: int
-    digest: bytes
-    sender: NodeId
-    signature: bytes = b""
-    _signed_cache: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
-    _encoded_cache: bytes | None = field(default=None, init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        check_uint(self.view, "view")
-        check_uint(self.seq, "seq")
-        check_hash(self.digest, "digest")
-        _check_common(self.sender, self.signature)
-
-    def _body(self) -> list[Any]:
-        return [u(self.view), u(self.seq), self.digest]
-
-    @classmethod
-    def _from_body(cls, body: list[Any], sender: NodeId, sig: bytes) -> Commit:
-        view, seq, digest = parse_list(body, "Commit", length=3)
-        return cls(
-            parse_uint(view, "view"),
-            parse_uint(seq, "seq"),
-            parse_bytes(digest, "digest", exact=HASH_BYTES),
-            sender,
-            sig,
-        )
 
 
 @dataclass(frozen=True, slots=True)
