@@ -227,7 +227,12 @@ class _LearnerRole(_Shared):
                 self._counters["dropped_stale"] += 1
                 continue
             known = self._chosen.get(e.slot)
-            if known is not None and known[1].digest == digest_of(e.value):
+            if known is not None:
+                if known[1].digest != digest_of(e.value) and self._entry_proves(e):
+                    # Two quorum certificates for one slot: only possible with Byzantine
+                    # acceptors, outside the crash-only model. Keep what we learned and
+                    # drop the other rather than crash an honest replica.
+                    self._counters["dropped_conflicting_decision"] += 1
                 continue
             if not self._entry_proves(e):
                 self._counters["dropped_signature"] += 1

@@ -196,6 +196,7 @@ class PaxosReplica(_AcceptorRole, _LearnerRole):
                 "dropped_invalid",
                 "dropped_signature",
                 "dropped_stale",
+                "dropped_conflicting_decision",
                 "proposals_dropped",
                 "invalid_values",
                 "nacks",
