@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from typing import Any
 
 import pytest
 
@@ -32,6 +33,8 @@ def _replica_evidence(keys: Keys, first: object, second: object) -> Evidence:
 @pytest.mark.parametrize("kind", ["equivocation", "double-prepare", "double-commit"])
 def test_replica_evidence_round_trips_and_verifies(kind: str) -> None:
     keys = Keys(_config(), "ed25519")
+    a: Any
+    b: Any
     if kind == "equivocation":
         a, b = keys.pre_prepare(0, 1, b"A"), keys.pre_prepare(0, 1, b"B")
     elif kind == "double-prepare":
