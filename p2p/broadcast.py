@@ -29,8 +29,9 @@ authenticated (the p2p session gives both); they may delay, duplicate and reorde
   one origin's messages are delivered in the order sent (a sender's transactions in nonce
   order).
 
-Bounds: ``payload_bytes_max`` per message, ``instances_max`` Bracha instances kept (and
-``window_seqs`` undelivered seqs per origin; delivered prefixes are forgotten),
+Bounds: ``payload_bytes_max`` per message, ``instances_max`` Bracha instances kept, as
+per-origin windows of ``window_seqs <= instances_max // n`` seqs (delivered prefixes are
+forgotten), so no origin, and no peer's messages about other origins, can fill the table,
 ``holdback_max`` held-back causal messages (at most ``holdback_per_origin_max`` of one
 origin), ``seen_max`` best-effort ids remembered. A peer's message that breaks a bound or a
 rule is dropped and counted in ``statistics()``; our own broken invariant raises
@@ -226,10 +227,16 @@ class BrachaBroadcast(_Core):
         node: this node.
         members: all ``n`` nodes, this one included; requires ``n >= 3f + 1``.
         f: Byzantine nodes tolerated.
-        instances_max: ``(origin, seq)`` instances kept; new ones beyond it are dropped.
+        instances_max: ``(origin, seq)`` instances kept in all.
         window_seqs: per origin, instances are accepted only for the ``window_seqs`` seqs
             from the first one not yet delivered; delivered instances below that point are
-            forgotten (their late messages are ignored), so memory stays bounded.
+            forgotten (their late messages are ignored), so memory stays bounded. The window
+            is clamped to an equal share of the table, ``instances_max // n``, so the
+            windows of all origins together fit in ``instances_max``: one Byzantine peer
+            (opening instances for every origin with junk echoes, or never completing its
+            own broadcasts) can occupy at most its own origin's share plus instances that
+            honest origins' real broadcasts then use. The table can never be full, and an
+            honest origin always has room for its next ``window_seqs`` broadcasts.
     """
 
     def __init__(self, node: PeerId, members: Iterable[PeerId], f: int,
@@ -242,10 +249,10 @@ class BrachaBroadcast(_Core):
         self.f = f
         self.echo_quorum = (n + f) // 2 + 1        # ceil((n + f + 1) / 2)
         self.ready_quorum = 2 * f + 1
-        if window_seqs < 1:
-            raise ValueError("window_seqs must be >= 1")
+        if window_seqs < 1 or instances_max < n:
+            raise ValueError("window_seqs must be >= 1 and instances_max >= n")
         self.instances_max = instances_max
-        self.window_seqs = window_seqs
+        self.window_seqs = min(window_seqs, instances_max // n)
         self._instances: dict[tuple[PeerId, int], _Instance] = {}
         self._done_below: dict[PeerId, int] = {}     # origin -> every seq below delivered
 
@@ -258,9 +265,6 @@ class BrachaBroadcast(_Core):
         if inst is None:
             if seq >= low + self.window_seqs:
                 self._drop(sender, f"seq {seq} beyond the window of origin {origin}")
-                return None
-            if len(self._instances) >= self.instances_max:
-                self._drop(sender, "instance table full")
                 return None
             inst = self._instances[key] = _Instance()
         return inst
@@ -340,7 +344,8 @@ class BrachaBroadcast(_Core):
         return sum(1 for i in self._instances.values() if not i.delivered)
 
     def _check_invariants(self) -> None:
-        assert len(self._instances) <= self.instances_max, "instance bound broken"
+        assert len(self._instances) <= len(self.members) * self.window_seqs <= self.instances_max, \
+            "instance bound broken"
         for origin, low in self._done_below.items():
             assert (origin, low - 1) not in self._instances, "delivered instance kept"
 

@@ -175,6 +175,28 @@ def test_bracha_forgets_delivered_instances_and_bounds_the_window() -> None:
     assert core.statistics().pending == 1 and core.statistics().dropped == 1
 
 
+def test_one_byzantine_peer_cannot_fill_the_bracha_instance_table() -> None:
+    # n = 7 with a table of 64: before the per-origin share, junk echoes from peer 6 for
+    # every origin's 16-seq window filled the table and starved the later origins
+    n, byz = 7, 6
+    cores = {i: BrachaBroadcast(P[i], P[:n], f=2, instances_max=64, window_seqs=16)
+             for i in range(n - 1)}
+    assert all(core.window_seqs == 64 // n for core in cores.values())
+    for core in cores.values():
+        for origin in range(n):
+            for seq in range(16):
+                core.step(Incoming(P[byz], PlainMessage(Kind.ECHO, P[origin], seq, b"junk")))
+                core.step(Incoming(P[byz], PlainMessage(Kind.READY, P[origin], seq, b"junk")))
+        assert core.statistics().pending <= 64
+    c = Cluster(cores)                                   # type: ignore[arg-type]
+    for origin in range(n - 1):
+        for k in range(3):
+            c.originate(origin, b"m%d/%d" % (origin, k))
+    c.run(random.Random(3))
+    want = sorted((o, k, b"m%d/%d" % (o, k)) for o in range(n - 1) for k in range(3))
+    assert all(sorted(c.delivered[i]) == want for i in cores)
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.booleans(), st.integers(0, 2), st.integers(0, 10**6)),
                 min_size=1, max_size=40))
