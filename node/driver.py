@@ -23,9 +23,11 @@ in the contract's order:
 4. **evidence**: logged, counted and kept (bounded) for the API;
 5. **wants**: handed to the ``on_state_wanted`` callback (block sync).
 
-After a stable checkpoint (a PBFT ``CheckpointProof`` in ``persist``) the WAL is compacted
-to the records the engine still needs: the proof, everything above it, and the latest own
-vote, view change and new view (they fix the view a restarted replica resumes in).
+After a stable checkpoint (a PBFT ``CheckpointProof`` or Paxos ``CheckpointRecord`` in
+``persist``) the WAL is compacted to the records the engine still needs. PBFT: the proof,
+everything above it, and the latest own vote, view change and new view (they fix the view a
+restarted replica resumes in). Paxos: the checkpoint, the highest promise and incarnation,
+and the highest-ballot accepted value of each slot above the checkpoint.
 
 **Proposals.** Only the current leader proposes, one block at a time: block ``head + 1``
 once the previous proposal was committed (or went stale, e.g. after a view change) and
@@ -59,6 +61,13 @@ from consensus.contract import (
     Receive,
     Tick,
 )
+from consensus.paxos.records import (
+    AcceptedRecord,
+    CheckpointRecord,
+    IncarnationRecord,
+    PromisedRecord,
+)
+from consensus.paxos.records import compact_records as compact_paxos_records
 from node.app import ApplyOutcome, ChainApp
 from node.engines import EngineKit
 
@@ -280,7 +289,7 @@ class ConsensusDriver:
             log.info("engine wants state at seq %s", getattr(want, "seq", "?"))
             if self.on_state_wanted is not None:
                 self.on_state_wanted(want)
-        if any(type(r).__name__ == "CheckpointProof" for r in out.persist):
+        if any(type(r).__name__ in ("CheckpointProof", "CheckpointRecord") for r in out.persist):
             await self._compact_wal()
 
     async def _deliver(self, d: Delivery) -> Output:
@@ -414,14 +423,21 @@ class ConsensusDriver:
         return f"waiting for leader {leader}'s accept quorum (f+1 of {self.kit.n})"
 
 
+PAXOS_RECORDS = (PromisedRecord, AcceptedRecord, CheckpointRecord, IncarnationRecord)
+
+
 def select_wal_records(records: Sequence[bytes], decode: Callable[[bytes], Any]) -> list[bytes]:
-    """The WAL records a PBFT replica still needs after its latest stable checkpoint.
+    """The WAL records a replica still needs after its latest stable checkpoint.
+
+    A Paxos log is folded by :func:`consensus.paxos.records.compact_records`. For PBFT:
 
     Keeps the newest ``CheckpointProof``, every record about a seq above it, and the newest
     own vote, view change and new view (they decide the view a restarted replica resumes
     in). Records of other engines are all kept.
     """
     decoded = [(raw, decode(raw)) for raw in records]
+    if decoded and all(isinstance(rec, PAXOS_RECORDS) for _, rec in decoded):
+        return [rec.encode() for rec in compact_paxos_records([rec for _, rec in decoded])]
     proofs = [(rec.seq, i) for i, (_, rec) in enumerate(decoded) if type(rec).__name__ == "CheckpointProof"]
     if not proofs:
         return list(records)

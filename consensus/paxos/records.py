@@ -4,11 +4,14 @@
 ballot) and ``CheckpointRecord`` (a stable checkpoint; every record about slots at or below
 it may be dropped by the driver's WAL compaction) and ``IncarnationRecord`` (how many
 times the replica started: its heartbeat epoch). Each has ``encode()``;
-:func:`decode_record` is strict. Who calls it: the replica, the node's WAL, tests.
+:func:`decode_record` is strict. :func:`compact_records` folds a log into the fewest records
+that restore the same replica (the node's WAL compaction after a stable checkpoint). Who
+calls it: the replica, the node's WAL, tests.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -24,6 +27,7 @@ __all__ = [
     "IncarnationRecord",
     "PromisedRecord",
     "Record",
+    "compact_records",
     "decode_record",
 ]
 
@@ -110,3 +114,41 @@ def decode_record(data: bytes) -> Record:
     if record.encode() != bytes(data):
         raise InvalidMessage("non-canonical record")
     return record
+
+
+def compact_records(records: Sequence[Record]) -> list[Record]:
+    """The fewest records from which ``restore`` rebuilds the same acceptor as from ``records``.
+
+    Keeps the newest checkpoint, one promise (the highest ballot promised or accepted at),
+    the highest incarnation, and for each slot above the checkpoint only the value accepted
+    at the highest ballot (the one ``restore`` would keep), grouped by ballot. Without a
+    checkpoint nothing is dropped: the log is returned unchanged.
+    """
+    checkpoints = [r for r in records if isinstance(r, CheckpointRecord)]
+    if not checkpoints:
+        return list(records)
+    low = max(checkpoints, key=lambda r: r.seq)
+    promised: Ballot | None = None
+    incarnation: int | None = None
+    accepted: dict[int, tuple[Ballot, bytes]] = {}
+    for r in records:
+        if isinstance(r, PromisedRecord | AcceptedRecord):
+            promised = r.ballot if promised is None else max(promised, r.ballot)
+        if isinstance(r, AcceptedRecord):
+            for slot, value in r.entries:
+                old = accepted.get(slot)
+                if slot > low.seq and (old is None or old[0] <= r.ballot):
+                    accepted[slot] = (r.ballot, value)
+        elif isinstance(r, IncarnationRecord):
+            incarnation = r.number if incarnation is None else max(incarnation, r.number)
+    out: list[Record] = [low]
+    if incarnation is not None:
+        out.append(IncarnationRecord(incarnation))
+    if promised is not None:
+        out.append(PromisedRecord(promised))
+    by_ballot: dict[Ballot, list[tuple[int, bytes]]] = {}
+    for slot in sorted(accepted):
+        ballot, value = accepted[slot]
+        by_ballot.setdefault(ballot, []).append((slot, value))
+    out.extend(AcceptedRecord(b, tuple(entries)) for b, entries in sorted(by_ballot.items()))
+    return out

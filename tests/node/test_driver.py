@@ -5,6 +5,8 @@ from __future__ import annotations
 import trio
 import trio.testing
 
+from consensus.paxos.records import AcceptedRecord, CheckpointRecord
+from consensus.paxos.records import decode_record as decode_paxos_record
 from tests.node.cluster import make_cluster, start_node, stop_node, wait_height
 
 
@@ -108,4 +110,32 @@ async def test_three_paxos_nodes_commit(autojump_clock: trio.testing.MockClock) 
         nursery.cancel_scope.cancel()
     h = min(led.height for led in c.ledgers)
     for k in range(1, h + 1):
+        assert len({led.block(k).hash for led in c.ledgers}) == 1
+
+
+async def test_paxos_wal_is_compacted_at_checkpoints_and_a_restart_resumes(
+        autojump_clock: trio.testing.MockClock) -> None:
+    c = make_cluster(3, engine="paxos", checkpoint_interval=4)
+    async with trio.open_nursery() as nursery:
+        drivers = [await start_node(c, nursery, i) for i in range(3)]
+        for k in range(12):
+            t = c.tx()
+            for d in drivers:
+                d.app.admit(t.encoded)
+            await wait_height(c, k + 1)
+        records = [decode_paxos_record(r) for r in c.wals[1].items]
+        checkpoints = [r for r in records if isinstance(r, CheckpointRecord)]
+        # compacted: one checkpoint (the newest) and only what lies above it
+        assert len(checkpoints) == 1 and checkpoints[0].seq >= 8
+        assert len(records) < 12
+        assert all(slot > checkpoints[0].seq for r in records if isinstance(r, AcceptedRecord)
+                   for slot, _ in r.entries)
+        stop_node(c, 1)
+        restarted = await start_node(c, nursery, 1)
+        t = c.tx()
+        for d in (drivers[0], restarted, drivers[2]):
+            d.app.admit(t.encoded)
+        await wait_height(c, 13)
+        nursery.cancel_scope.cancel()
+    for k in range(1, 14):
         assert len({led.block(k).hash for led in c.ledgers}) == 1
