@@ -98,7 +98,9 @@ __all__ = [
     "decode_checkpoint",
     "decode_snapshot",
     "export_snapshot",
+    "install_snapshot",
     "prune",
+    "prune_below_stable",
     "restore_snapshot",
     "verify_snapshot",
 ]
@@ -322,12 +324,17 @@ _LEDGER_PREFIXES = (
     schema.TX_INDEX_PREFIX,
     schema.CHECKPOINT_PREFIX,
     schema.CHECKPOINT_PREIMAGE_PREFIX,
+    schema.CHECKPOINT_PROOF_PREFIX,
     *schema.STATE_PREFIXES,
 )
 
 
 def restore_snapshot(
-    db: KeyValueDB, snapshot: Snapshot, *, trusted_digest: bytes | None = None
+    db: KeyValueDB,
+    snapshot: Snapshot,
+    *,
+    trusted_digest: bytes | None = None,
+    proof: bytes = b"",
 ) -> Head:
     """Verify ``snapshot``, then install it in ``db`` in one atomic batch.
 
@@ -346,6 +353,9 @@ def restore_snapshot(
         db: the target database.
         snapshot: the snapshot (from :func:`export_snapshot` or :func:`decode_snapshot`).
         trusted_digest: the checkpoint digest a quorum signed, if known.
+        proof: the quorum's proof of that digest (opaque), kept next to the checkpoint
+            (:meth:`Ledger.checkpoint_proof`) in the same batch, so this node can serve the
+            snapshot in turn.
 
     Returns:
         The restored head.
@@ -379,11 +389,49 @@ def restore_snapshot(
         if cp.height > 0:
             batch.put(schema.make_certificate_key(cp.height), snapshot.certificate)
         batch.put(schema.make_checkpoint_key(cp.height), encode(cp))
+        if proof:
+            batch.put(schema.make_checkpoint_proof_key(cp.height), proof)
         batch.put(schema.FLOOR_KEY, encode_height(cp.height))
         batch.put(schema.PREIMAGES_KEY, encode_height(cp.height))
         batch.put(schema.GENESIS_HASH_KEY, snapshot.genesis_hash)
         batch.put(schema.HEAD_KEY, encode_head(head))
     return head
+
+
+def install_snapshot(
+    ledger: Ledger, snapshot: Snapshot, *, trusted_digest: bytes, proof: bytes = b""
+) -> Head:
+    """Verify ``snapshot`` against ``trusted_digest`` and make it the head of ``ledger``.
+
+    :func:`restore_snapshot` on the ledger's database (one atomic batch, nothing written if
+    any check fails), then :meth:`Ledger.reload`. Call between commits only.
+
+    Raises:
+        SnapshotError: verification failed or the ledger is not behind the snapshot; the
+            ledger is untouched.
+    """
+    head = restore_snapshot(ledger.db, snapshot, trusted_digest=trusted_digest, proof=proof)
+    ledger.reload()
+    return head
+
+
+def prune_below_stable(
+    ledger: Ledger, stable_height: int, retain_blocks: int, *, batch_heights_max: int = 256
+) -> int:
+    """Prune heights below ``stable_height - retain_blocks`` (never at/above the latest checkpoint).
+
+    For a node that keeps ``retain_blocks`` blocks below its latest stable checkpoint
+    (``[storage] retain_blocks``); 0 keeps everything.
+
+    Returns:
+        The number of heights pruned by this call.
+    """
+    if retain_blocks <= 0:
+        return 0
+    cutoff = min(stable_height - retain_blocks, ledger.latest_checkpoint.height)
+    if cutoff <= ledger.floor:
+        return 0
+    return ledger.prune_below(cutoff, batch_heights_max=batch_heights_max)
 
 
 def prune(ledger: Ledger, retention_blocks: int, *, batch_heights_max: int = 256) -> int:

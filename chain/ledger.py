@@ -81,6 +81,7 @@ from chain.state import EMPTY_STATE_COMMITMENT, Account, StateDB, full_state_roo
 from chain.tx import Transaction, decode_transaction
 
 __all__ = [
+    "CHECKPOINTS_ON_DEMAND",
     "GenesisMismatch",
     "Head",
     "InvalidBlock",
@@ -91,6 +92,13 @@ __all__ = [
     "Pruned",
     "TxLocation",
 ]
+
+
+#: A ``checkpoint_interval`` that turns automatic checkpoints off (only genesis is one): the
+#: node's consensus driver makes checkpoints on demand (:meth:`Ledger.checkpoint_head`) at
+#: the engine's checkpoint sequence numbers, so a ledger checkpoint is exactly the state a
+#: quorum signs (see :mod:`node.snapshot_sync`).
+CHECKPOINTS_ON_DEMAND = 1 << 62
 
 
 class _BlockResult(Protocol):
@@ -371,6 +379,92 @@ class Ledger:
             self._preserved.update(new_preserved)
             self._exportable = self._exportable and self._snapshots
 
+    # ------------------------------------------------------------------ on-demand checkpoints
+
+    def checkpoint_head(self) -> Checkpoint:
+        """Make the head a checkpoint, unless it already is one; return the head's record.
+
+        Computes the full state root (O(state)), writes the checkpoint record, drops the
+        pre-images of the previous checkpoint and starts keeping new ones, in one batch. Two
+        ledgers with the same head produce the same record, so its :attr:`Checkpoint.digest`
+        is what validators sign when they agree on a state. Call between commits only.
+
+        Returns:
+            The checkpoint record at the head.
+        """
+        head = self._head
+        latest = self._latest_checkpoint
+        if latest.height == head.height:
+            return latest
+        db = self._db
+        checkpoint = Checkpoint(
+            height=head.height,
+            block_hash=head.block_hash,
+            commitment=head.state_root,
+            full_root=full_state_root(db),
+        )
+        with db.write_batch() as batch:
+            batch.put(schema.make_checkpoint_key(head.height), encode(checkpoint))
+            for key in self._preserved:
+                batch.delete(schema.make_checkpoint_preimage_key(key))
+            if self._snapshots:
+                batch.put(schema.PREIMAGES_KEY, encode_height(head.height))
+            else:
+                batch.delete(schema.PREIMAGES_KEY)
+        self._latest_checkpoint = checkpoint
+        self._preserved = set()
+        self._exportable = self._snapshots
+        return checkpoint
+
+    def store_checkpoint_proof(self, height: int, proof: bytes) -> None:
+        """Keep ``proof`` (a quorum's signatures over checkpoint ``height``; opaque here).
+
+        Raises:
+            NotFound: no checkpoint record at ``height``.
+        """
+        if self._db.get(schema.make_checkpoint_key(height)) is None:
+            raise NotFound(f"no checkpoint stored at height {height}")
+        self._db.put(schema.make_checkpoint_proof_key(height), proof)
+
+    def checkpoint_proof(self, height: int) -> bytes:
+        """The proof stored next to checkpoint ``height`` (NotFound if none)."""
+        raw = self._db.get(schema.make_checkpoint_proof_key(height))
+        if raw is None:
+            raise NotFound(f"no checkpoint proof stored at height {height}")
+        return raw
+
+    def reload(self) -> None:
+        """Re-read the head, floor and checkpoint bookkeeping from the database.
+
+        For :func:`chain.checkpoint.install_snapshot`, which replaces the ledger's content
+        in one batch underneath this object.
+
+        Raises:
+            LedgerCorrupt: the database no longer holds a consistent ledger of this chain.
+        """
+        db = self._db
+        raw_head, raw_floor = db.get(schema.HEAD_KEY), db.get(schema.FLOOR_KEY)
+        latest = read_latest_checkpoint(db)
+        if db.get(schema.GENESIS_HASH_KEY) != self.genesis_hash or raw_head is None:
+            raise LedgerCorrupt("the database no longer holds this chain's ledger")
+        if raw_floor is None or latest is None:
+            raise LedgerCorrupt("the database has a head but no floor or checkpoint")
+        head = decode_head(raw_head)
+        floor = decode_height(raw_floor, "floor")
+        if latest.height > head.height or floor > head.height:
+            raise LedgerCorrupt("head, floor and latest checkpoint are inconsistent")
+        marker = db.get(schema.PREIMAGES_KEY)
+        self._head = head
+        self._floor = floor
+        self._latest_checkpoint = latest
+        self._preserved = {
+            schema.state_key_of_preimage(k)
+            for k, _ in db.iterate(schema.CHECKPOINT_PREIMAGE_PREFIX)
+        }
+        self._exportable = (
+            marker is not None and decode_height(marker, "pre-images") == latest.height
+        )
+
     # ------------------------------------------------------------------ reads
 
     def _check_height(self, height: int, what: str) -> None:
@@ -520,6 +614,7 @@ class Ledger:
                     batch.delete(schema.make_certificate_key(h))
                     batch.delete(schema.make_receipts_key(h))
                     batch.delete(schema.make_checkpoint_key(h))
+                    batch.delete(schema.make_checkpoint_proof_key(h))
                 batch.put(schema.FLOOR_KEY, encode_height(stop))
             self._floor = stop
             pruned += stop - start

@@ -64,6 +64,7 @@ def make_code_key(code_hash: bytes) -> bytes:
 # ``meta:preimages`` checkpoint height since which every changed state key has a pre-image
 # ``cpt:`` H         checkpoint record at height H (height, hash, commitment, full root)
 # ``cpv:`` key       pre-image of a state key as it was at the latest checkpoint
+# ``cpp:`` H         the quorum proof (opaque consensus bytes) that checkpoint H is stable
 # =================  ==========================================================
 
 BLOCK_PREFIX = b"blk:"
@@ -73,6 +74,7 @@ RECEIPTS_PREFIX = b"rct:"
 TX_INDEX_PREFIX = b"txi:"
 CHECKPOINT_PREFIX = b"cpt:"
 CHECKPOINT_PREIMAGE_PREFIX = b"cpv:"
+CHECKPOINT_PROOF_PREFIX = b"cpp:"
 HEAD_KEY = b"meta:head"
 GENESIS_HASH_KEY = b"meta:genesis"
 FLOOR_KEY = b"meta:floor"
@@ -106,6 +108,10 @@ def make_tx_index_key(tx_hash: bytes) -> bytes:
 
 def make_checkpoint_key(height: int) -> bytes:
     return CHECKPOINT_PREFIX + height_bytes(height)
+
+
+def make_checkpoint_proof_key(height: int) -> bytes:
+    return CHECKPOINT_PROOF_PREFIX + height_bytes(height)
 
 
 def make_checkpoint_preimage_key(state_key: bytes) -> bytes:
