@@ -23,6 +23,14 @@ in the contract's order:
 4. **evidence**: logged, counted and kept (bounded) for the API;
 5. **wants**: handed to the ``on_state_wanted`` callback (block sync).
 
+**Checkpoints aligned with the ledger** (PBFT): at every checkpoint seq the driver makes the
+ledger's head a checkpoint (:meth:`chain.ledger.Ledger.checkpoint_head`, full state root
+included) and reports that record's digest as the state in ``Applied``, so what 2f+1
+validators sign in a stable checkpoint is the root of a snapshot this node can serve; the
+``on_stable_checkpoint`` callback (:mod:`node.snapshot_sync`) then keeps the proof next to
+the snapshot and prunes. Snapshot installs run in the engine task through
+:meth:`ConsensusDriver.call_in_engine_task`.
+
 After a stable checkpoint (a PBFT ``CheckpointProof`` or Paxos ``CheckpointRecord`` in
 ``persist``) the WAL is compacted to the records the engine still needs. PBFT: the proof,
 everything above it, and the latest own vote, view change and new view (they fix the view a
@@ -44,7 +52,7 @@ import collections
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -192,6 +200,8 @@ class ConsensusDriver:
         self.commit_listeners: list[Callable[[ApplyOutcome], None]] = []
         self.on_state_wanted: Callable[[Any], None] | None = None
         self.on_evidence: Callable[[Evidence], None] | None = None
+        self.on_stable_checkpoint: Callable[[Any], Awaitable[None]] | None = None
+        self.aligned_checkpoints = kit.kind == "pbft"
         self.ready = trio.Event()
 
     # ------------------------------------------------------------------ inputs
@@ -210,6 +220,32 @@ class ConsensusDriver:
         """Hand verified-on-apply ``(block, certificate)`` pairs from block sync to the engine task."""
         await self._events_tx.send(("synced", list(items)))
 
+    async def call_in_engine_task(self, fn: Callable[[], Awaitable[Any]]) -> Any:
+        """Run ``fn()`` in the engine task, between two steps (no commit interleaves), and
+        return its result or raise its exception. ``fn`` may use :meth:`step`."""
+        done, box = trio.Event(), list[Any]()
+        await self._events_tx.send(("call", fn, done, box))
+        await done.wait()
+        if isinstance(box[0], Exception):
+            raise box[0]
+        return box[0]
+
+    async def step(self, event: Any) -> None:
+        """Step the engine and execute its outputs (only from the engine task)."""
+        await self._step(event)
+
+    async def run_blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` in a worker thread (or inline when threads are off)."""
+        return await self._run(fn, *args)
+
+    async def state_id_at(self, seq: int) -> bytes:
+        """What ``Applied(seq)`` reports: at a PBFT checkpoint seq, the digest of a ledger
+        checkpoint made at the head (see module docstring); elsewhere ``app.state_id()``."""
+        if self.aligned_checkpoints and seq % self.kit.checkpoint_interval == 0:
+            checkpoint = await self._run(self.app.ledger.checkpoint_head)
+            return bytes(checkpoint.digest)
+        return self.app.state_id()
+
     # ------------------------------------------------------------------ run
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -222,7 +258,7 @@ class ConsensusDriver:
         self._t0 = trio.current_time()
         self._last_block_ms = self._now_ms()
         if self.app.head_seq > 0:
-            await self._step(Applied(self.app.head_seq, self.app.state_id()))
+            await self._step(Applied(self.app.head_seq, await self.state_id_at(self.app.head_seq)))
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._ticker)
             self.ready.set()
@@ -236,6 +272,13 @@ class ConsensusDriver:
                     await self._step(Tick(event[1]))
                 elif kind == "synced":
                     await self._apply_synced(event[1])
+                elif kind == "call":
+                    try:
+                        event[3].append(await event[1]())
+                    except Exception as e:  # handed back to the caller
+                        event[3].append(e)
+                    finally:
+                        event[2].set()
                 await self._maybe_propose()
 
     async def _ticker(self) -> None:
@@ -289,6 +332,10 @@ class ConsensusDriver:
             log.info("engine wants state at seq %s", getattr(want, "seq", "?"))
             if self.on_state_wanted is not None:
                 self.on_state_wanted(want)
+        if self.on_stable_checkpoint is not None:
+            for r in out.persist:
+                if type(r).__name__ == "CheckpointProof":
+                    await self.on_stable_checkpoint(r)
         if any(type(r).__name__ in ("CheckpointProof", "CheckpointRecord") for r in out.persist):
             await self._compact_wal()
 
@@ -296,7 +343,7 @@ class ConsensusDriver:
         cert = d.certificate
         outcome = await self._run(self.app.execute, d.seq, cert.view, d.value, cert.signatures)
         self._finish(outcome)
-        return self.engine.step(Applied(d.seq, self.app.state_id()))
+        return self.engine.step(Applied(d.seq, await self.state_id_at(d.seq)))
 
     def _finish(self, outcome: ApplyOutcome) -> None:
         self.deliveries += 1
@@ -313,20 +360,21 @@ class ConsensusDriver:
             head = self.app.head
             if block.header.height != head.height + 1 or block.header.parent_hash != head.block_hash:
                 continue
-            before_seq, before_id = self.app.head_seq, self.app.state_id()
+            # The seqs between the previous block's and this one's were no-ops, so the chain
+            # state at a checkpoint seq among them is the state before this block: report it,
+            # or this node would never vote for those checkpoints.
+            k = self.kit.checkpoint_interval
+            skipped = range((self.app.head_seq // k + 1) * k, int(cert.seq), k)
+            before_id = await self.state_id_at(skipped[0]) if skipped else self.app.state_id()
             try:
                 outcome = await self._run(self.app.apply_synced, block, cert)
             except Exception as e:  # a peer's bad block or certificate
                 log.warning("synced block %d refused: %s", block.header.height, e)
                 return
             self._finish(outcome)
-            # The seqs between the previous block's and this one's were no-ops, so the chain
-            # state at a checkpoint seq among them is the state before this block: report it,
-            # or this node would never vote for those checkpoints.
-            k = self.kit.checkpoint_interval
-            for c in range((before_seq // k + 1) * k, outcome.seq, k):
+            for c in skipped:
                 await self._step(Applied(c, before_id))
-            await self._step(Applied(outcome.seq, self.app.state_id()))
+            await self._step(Applied(outcome.seq, await self.state_id_at(outcome.seq)))
 
     # ------------------------------------------------------------------ proposing
 
