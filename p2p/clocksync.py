@@ -26,8 +26,15 @@ Invariants: at most ``pending_max`` requests are outstanding (the oldest is forg
 first); replies that answer no pending request, or whose round trip is negative or above
 ``rtt_us_max``, are dropped and counted; every kept estimate has ``error_us == rtt_us / 2``.
 
-Who calls it: the simulation :mod:`testnet.sim.clocksync_sim` and tests; the node is meant
-to drive it from its peer service (offsets for ``net_info``) and its block timestamp checks.
+*Freshness.* :class:`OffsetTable` keeps, per peer, the last ``samples_max`` estimates with
+the (monotonic) time they were taken, and reports the tightest one younger than
+``age_max``: a peer whose clock jumps is re-measured within ``age_max`` instead of being
+remembered by an old, tight estimate forever. :func:`median_offset_us` is the validators'
+median time expressed as an offset from our clock (ours counts as 0).
+
+Who calls it: the simulation :mod:`testnet.sim.clocksync_sim`, the node's clock-sync
+service :mod:`p2p.clocksync_service` (per-peer offsets for ``net_info``, the median for the
+block timestamp check in ``node.app``), and tests.
 """
 
 from __future__ import annotations
@@ -50,9 +57,11 @@ __all__ = [
     "CristianClient",
     "InvalidClockMessage",
     "OffsetEstimate",
+    "OffsetTable",
     "TimeReply",
     "TimeRequest",
     "decode_clock_message",
+    "median_offset_us",
     "median_time",
     "timestamp_within",
 ]
@@ -300,6 +309,79 @@ class BerkeleyCoordinator:
         sends = [(n, Adjust(self.node_id, self.round, d))
                  for n, d in sorted(adjustments.items()) if n != self.node_id]
         return result, sends
+
+
+class OffsetTable:
+    """Recent Cristian estimates per peer; the tightest fresh one is the peer's offset.
+
+    Sans-IO: ``now`` is any monotonic reading (seconds) the driver passes in.
+
+    Args:
+        age_max: estimates older than this (seconds) no longer count.
+        samples_max: estimates kept per peer (the oldest is dropped first).
+        peers_max: peers tracked at most (a bound for a table fed from the network).
+    """
+
+    def __init__(self, age_max: float, samples_max: int = 8, peers_max: int = 1024) -> None:
+        if age_max <= 0 or samples_max < 1 or peers_max < 1:
+            raise ValueError("need age_max > 0, samples_max >= 1 and peers_max >= 1")
+        self.age_max = age_max
+        self.samples_max = samples_max
+        self.peers_max = peers_max
+        self._samples: dict[int, list[tuple[float, OffsetEstimate]]] = {}
+
+    def observe(self, estimate: OffsetEstimate, now: float) -> None:
+        """Record ``estimate`` taken at ``now``."""
+        samples = self._samples.get(estimate.peer)
+        if samples is None:
+            if len(self._samples) >= self.peers_max:
+                return
+            samples = self._samples[estimate.peer] = []
+        samples.append((now, estimate))
+        del samples[: -self.samples_max]
+
+    def best(self, peer: int, now: float) -> tuple[OffsetEstimate, float] | None:
+        """``peer``'s tightest estimate younger than ``age_max`` and its age, or None."""
+        fresh = [(e.rtt_us, now - at, e) for at, e in self._samples.get(peer, ())
+                 if now - at <= self.age_max]
+        if not fresh:
+            return None
+        _, age, est = min(fresh, key=lambda t: (t[0], t[1]))
+        return est, age
+
+    def fresh(self, now: float) -> dict[int, tuple[OffsetEstimate, float]]:
+        """Every peer with a fresh estimate: ``peer -> (estimate, age)``."""
+        out = {}
+        for peer in sorted(self._samples):
+            got = self.best(peer, now)
+            if got is not None:
+                out[peer] = got
+        return out
+
+    def prune(self, now: float) -> None:
+        """Forget estimates older than ``age_max`` (and peers left with none)."""
+        for peer in list(self._samples):
+            kept = [(at, e) for at, e in self._samples[peer] if now - at <= self.age_max]
+            if kept:
+                self._samples[peer] = kept
+            else:
+                del self._samples[peer]
+
+
+def median_offset_us(peer_offsets_us: Iterable[float], times_min: int = 1) -> float | None:
+    """The validators' median time as an offset from our clock (our own offset is 0).
+
+    Args:
+        peer_offsets_us: the other validators' estimated offsets (their clock minus ours).
+        times_min: with fewer clocks than this (ours included), None: too few to trust.
+
+    Returns:
+        The lower median of ``{0} + offsets``, or None.
+    """
+    values = sorted([0.0, *peer_offsets_us])
+    if len(values) < times_min:
+        return None
+    return values[(len(values) - 1) // 2]
 
 
 def median_time(times_us: Iterable[int]) -> int:

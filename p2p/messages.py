@@ -35,6 +35,7 @@ class Kind(enum.IntEnum):
     HEARTBEAT = 3
     REQUEST = 4
     RESPONSE = 5
+    CLOCK = 6  # Cristian time requests and replies (p2p.clocksync_service)
 
 
 @dataclass(frozen=True, slots=True)
