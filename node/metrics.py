@@ -52,6 +52,14 @@ class NodeMetrics:
         )
         self.noops = Counter("consensus_noop_deliveries", "Deliveries that did not extend the head",
                              namespace=ns, registry=r)
+        self.suspected_peers = Gauge("p2p_suspected_peers",
+                                     "Peers this node's failure detector suspects",
+                                     namespace=ns, registry=r)
+        self.confirmed_suspicions = Gauge(
+            "p2p_confirmed_suspicions", "Nodes suspected by a quorum (f + 1) of validators",
+            namespace=ns, registry=r)
+        self.peer_phi = Gauge("p2p_peer_phi", "Phi-accrual suspicion level of each peer",
+                              ["peer"], namespace=ns, registry=r)
         self.refresh: Callable[[], None] | None = None
         self._views_seen = 0
 
