@@ -30,6 +30,7 @@ __all__ = [
     "emit",
     "home_of",
     "node_client",
+    "parse_hex",
     "print_fields",
     "rpc_errors",
 ]
@@ -155,3 +156,29 @@ def _scalar(v: Any) -> str:
     if isinstance(v, dict):
         return "{}"
     return str(v)
+
+
+def parse_hex(text: str, what: str, *, size: int | None = None, spaces: bool = False) -> bytes:
+    """Bytes from user-supplied hex (an optional ``0x``), or a one-line :class:`CliError`.
+
+    Args:
+        text: what the user typed or a file held.
+        what: how the error names the input (``"--data"``, ``"HASH"``).
+        size: the exact byte length required, if any.
+        spaces: whether whitespace between digits is allowed (hex files wrap lines).
+
+    Stricter than ``bytes.fromhex``, which skips spaces anywhere: the digits must be hex
+    digits only, so a length check on the result means what it says.
+    """
+    from chain.keys import hex_digits_to_bytes
+    from cli.main import CliError
+
+    compact = "".join(text.split()) if spaces else text
+    if compact[:2] in ("0x", "0X"):
+        compact = compact[2:]
+    raw = hex_digits_to_bytes(compact)
+    if raw is None:
+        raise CliError(f"{what}: not hex: {text[:80]!r}")
+    if size is not None and len(raw) != size:
+        raise CliError(f"{what} must be {size} bytes of hex, got {len(raw)} bytes")
+    return raw

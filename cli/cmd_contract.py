@@ -23,6 +23,8 @@ import string
 from pathlib import Path
 from typing import Any
 
+from cli._output import parse_hex
+
 __all__ = ["register"]
 
 
@@ -129,7 +131,6 @@ def _run(args: argparse.Namespace) -> int:
     from chain.state import StateDB
     from chain.vm.assembler import deploy_code
     from chain.vm.runtime import Outcome, run_call, run_create
-    from cli.main import CliError
 
     if args.file.suffix == ".asm":
         init = deploy_code(args.file.read_text(encoding="utf-8"))
@@ -137,10 +138,7 @@ def _run(args: argparse.Namespace) -> int:
         init = _read_code(args.file)
     calls = [_parse_call(c) for c in args.call]
     for text in args.data:
-        try:
-            calls.append(bytes.fromhex(text.removeprefix("0x")))
-        except ValueError:
-            raise CliError(f"bad --data {text!r}: not hex") from None
+        calls.append(parse_hex(text, "--data"))
     state = StateDB(MemoryDB(), bytes(32))
     sender = b"\x5e" * 20
     state.set_balance(sender, 10**30)

@@ -18,7 +18,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cli._output import add_node_options, emit, node_client, print_fields, rpc_errors
+from cli._output import (
+    add_node_options,
+    emit,
+    node_client,
+    parse_hex,
+    print_fields,
+    rpc_errors,
+)
 
 __all__ = ["find_field", "parse_call_data", "register"]
 
@@ -79,11 +86,7 @@ def parse_call_data(args: argparse.Namespace) -> bytes:
             return encode_call(numbers[0], *numbers[1:])
         except ValueError as e:
             raise CliError(f"--call {args.call!r}: {e}") from None
-    text = "".join(str(args.data).split()).removeprefix("0x").removeprefix("0X")
-    try:
-        return bytes.fromhex(text)
-    except ValueError:
-        raise CliError(f"--data: not hex: {args.data!r}") from None
+    return parse_hex(str(args.data), "--data", spaces=True)
 
 
 def find_field(obj: Any, *names: str, depth: int = 3) -> Any:
@@ -134,16 +137,10 @@ def _block(args: argparse.Namespace) -> int:
 
 
 def _tx(args: argparse.Namespace) -> int:
-    from cli.main import CliError
 
-    text = args.hash if args.hash.startswith(("0x", "0X")) else "0x" + args.hash
-    try:
-        if len(bytes.fromhex(text[2:])) != 32:
-            raise ValueError
-    except ValueError:
-        raise CliError(f"HASH must be 32 bytes of hex, got {args.hash!r}") from None
+    tx_hash = parse_hex(args.hash, "HASH", size=32)
     with node_client(args) as client, rpc_errors():
-        result = client.tx(text.lower())
+        result = client.tx("0x" + tx_hash.hex())
     emit(args, result, lambda: print_fields(result, order=("hash", "height", "index")))
     return 0
 

@@ -75,3 +75,9 @@ def test_run_rejects_bad_call_syntax(capsys: pytest.CaptureFixture[str]) -> None
     token = str(EXAMPLES / "counter.asm")
     assert main(["contract", "run", token, "--call", "inc"]) == 2
     assert "bad --call 'inc'" in capsys.readouterr().err
+
+
+def test_run_rejects_data_that_is_not_hex(capsys: pytest.CaptureFixture[str]) -> None:
+    counter = str(EXAMPLES / "counter.asm")
+    assert main(["contract", "run", counter, "--data", "0xzz"]) == 2
+    assert "--data: not hex: '0xzz'" in capsys.readouterr().err

@@ -399,6 +399,11 @@ def test_query_human_output_and_errors(node: FakeNode, capsys: pytest.CaptureFix
     assert "block 99 is not committed yet" in capsys.readouterr().err
     assert main(["query", "tx", "0x12", *NODE]) == 2
     assert "32 bytes" in capsys.readouterr().err
+    # bytes.fromhex would skip the spaces and accept 32 bytes here; the CLI must not
+    calls = len(node.calls)
+    assert main(["query", "tx", "ab" * 31 + " a b", *NODE]) == 2
+    assert "HASH: not hex" in capsys.readouterr().err
+    assert len(node.calls) == calls  # refused before any request
 
 
 def test_query_call_sends_call_data_and_prints_return_words(
