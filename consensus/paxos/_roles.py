@@ -147,21 +147,31 @@ class _AcceptorRole(_Shared):
         self._next_slot = self.low + 1
         self._check_invariants(Output(), self.promised, self.delivered)
 
-    def _on_prepare(self, sender: NodeId, msg: Prepare, out: Output, local: bool) -> None:
-        if msg.ballot.node != sender:
+    def _admit_ballot(self, sender: NodeId, b: Ballot, out: Output) -> bool:
+        """Phase 1 and 2 share this gate: the ballot's owner only, never below a promise.
+
+        A lower ballot is answered with a Nack carrying the promise; a higher one becomes
+        the promise (persisted before anything is sent) and preempts our own leadership.
+        """
+        if b.node != sender:
             self._counters["dropped_invalid"] += 1  # only a ballot's owner may use it
-            return
-        b = msg.ballot
+            return False
         self._see_ballot(b)
         if b < self.promised:
             self._counters["nacks"] += 1
             self._send(out, sender, Nack(self.node_id, b, self.promised))
-            return
+            return False
         if b > self.promised:
             self.promised = b
             out.persist.append(PromisedRecord(b))
         if self.role is not Role.FOLLOWER and b > self.ballot:
             self._preempted(b)
+        return True
+
+    def _on_prepare(self, sender: NodeId, msg: Prepare, out: Output, local: bool) -> None:
+        if not self._admit_ballot(sender, msg.ballot, out):
+            return
+        b = msg.ballot
         entries = tuple(
             PromiseEntry(s, ab, v)
             for s, (ab, v) in sorted(self._accepted.items())
@@ -170,20 +180,9 @@ class _AcceptorRole(_Shared):
         self._send(out, sender, Promise(self.node_id, b, self.low, entries))
 
     def _on_accept(self, sender: NodeId, msg: Accept, out: Output, local: bool) -> None:
-        if msg.ballot.node != sender:
-            self._counters["dropped_invalid"] += 1  # only a ballot's owner may use it
+        if not self._admit_ballot(sender, msg.ballot, out):
             return
         b = msg.ballot
-        self._see_ballot(b)
-        if b < self.promised:
-            self._counters["nacks"] += 1
-            self._send(out, sender, Nack(self.node_id, b, self.promised))
-            return
-        if b > self.promised:
-            self.promised = b
-            out.persist.append(PromisedRecord(b))
-        if self.role is not Role.FOLLOWER and b > self.ballot:
-            self._preempted(b)
         fresh: list[tuple[int, bytes]] = []
         votes: list[Vote] = []
         limit = self.low + 2 * self.config.window
