@@ -36,6 +36,7 @@ class Kind(enum.IntEnum):
     REQUEST = 4
     RESPONSE = 5
     CLOCK = 6  # Cristian time requests and replies (p2p.clocksync_service)
+    EVIDENCE = 7  # Bracha reliable broadcast of misbehaviour evidence (node.evidence)
 
 
 @dataclass(frozen=True, slots=True)
