@@ -71,6 +71,10 @@ class P2PSection:
     send_queue_max: int = 1024
     handshake_timeout_ms: int = 5000
     heartbeat_ms: int = 500
+    #: Failure detector: a peer is suspected when its phi-accrual level reaches this.
+    suspect_phi: int = 8
+    #: Failure detector: silence always tolerated on top of the mean heartbeat interval.
+    suspect_pause_ms: int = 2000
 
 
 @dataclass(frozen=True)
@@ -234,6 +238,7 @@ def _check_semantics(c: NodeConfig) -> None:
         ("consensus.view_timeout_ticks", c.consensus.view_timeout_ticks),
         ("p2p.frame_bytes_max", c.p2p.frame_bytes_max),
         ("p2p.send_queue_max", c.p2p.send_queue_max),
+        ("p2p.suspect_phi", c.p2p.suspect_phi),
         ("rpc.body_bytes_max", c.rpc.body_bytes_max),
         ("mempool.tx_count_max", c.mempool.tx_count_max),
         ("mempool.per_sender_max", c.mempool.per_sender_max),

@@ -193,6 +193,8 @@ class RpcNode:
         metrics: the node's metrics (counts refusals).
         catching_up: True while block sync is behind the network.
         suspicions: the peers the failure detector suspects.
+        liveness: the node's :class:`node.liveness.NodeLiveness` (per-peer phi, confirmed
+            suspicions), shown as ``liveness`` in ``status`` and ``net_info``.
         runtime: the contract runtime for ``call`` (None: contracts disabled).
     """
 
@@ -210,6 +212,7 @@ class RpcNode:
         catching_up: Callable[[], bool] = lambda: False,
         suspicions: Callable[[], list[int]] = list,
         runtime: Any = None,
+        liveness: Any = None,
     ) -> None:
         self.app = app
         self.genesis = genesis
@@ -221,6 +224,7 @@ class RpcNode:
         self.metrics = metrics
         self.catching_up = catching_up
         self.suspicions = suspicions
+        self.liveness = liveness
         self.runtime = runtime
 
     def methods(self) -> dict[str, Callable[..., Awaitable[Any]]]:
@@ -279,6 +283,8 @@ class RpcNode:
                 out["warning"] = f"BYZANTINE behaviour {st.byzantine!r} is ON at this node"
         if self.peers is not None:
             out["peers"] = [int(p) for p in self.peers.connected_peers()]
+        if self.liveness is not None:
+            out["liveness"] = self.liveness.to_json()
         return out
 
     async def health(self) -> dict[str, Any]:
@@ -448,6 +454,8 @@ class RpcNode:
             })
         else:
             out.update({"n_peers": 0, "peers": [], "lamport": 0})
+        if self.liveness is not None:
+            out["liveness"] = self.liveness.to_json()
         return out
 
     async def dump_consensus_state(self) -> dict[str, Any]:

@@ -9,8 +9,9 @@ relies on it)::
 
 Data flow: consensus messages come from ``Kind.CONSENSUS`` into the driver; transactions
 from the API or from peers' gossip go into the mempool and, once accepted, out to the peers
-in batches; heartbeats carry ``(height, view)`` and feed block sync (peer heights) and the
-failure detector (silent peers show as suspicions in ``net_info``); committed blocks wake
+in batches; heartbeats carry height, view and a suspicion report, and feed block sync (peer
+heights) and :mod:`node.liveness` (phi-accrual detector and quorum-confirmed suspicions,
+shown in ``status`` and ``net_info``); committed blocks wake
 ``broadcast_tx_commit`` callers and WebSocket subscribers.
 
 Shutdown: cancelling the caller's scope (``phalanx start`` does it on SIGINT/SIGTERM)
@@ -45,10 +46,11 @@ from node.config import NodeConfig, parse_host_port
 from node.driver import ConsensusDriver, DriverConfig
 from node.engines import EngineKit, build_engine, instance_tag_of, make_signing
 from node.jsonrpc import Dispatcher
+from node.liveness import LivenessConfig, NodeLiveness
 from node.logs import close_logging, set_context, setup_logging
 from node.metrics import NodeMetrics
 from node.rpc_methods import CommitWaiters, NodeInfo, RpcNode
-from node.sync import BlockSync, SyncError, decode_beat, encode_beat
+from node.sync import BlockSync
 from node.wal import WriteAheadLog
 from p2p import (
     GossipConfig,
@@ -65,9 +67,6 @@ from p2p import (
 __all__ = ["NodeStartError", "RunningNode", "run_node"]
 
 log = logging.getLogger("phalanx.node.runtime")
-
-#: A peer not heard from in this many heartbeat periods is suspected.
-SUSPECT_HEARTBEATS = 6
 
 
 class NodeStartError(Exception):
@@ -204,9 +203,18 @@ async def _serve(config: NodeConfig, genesis: Genesis, key: Any, ledger: Ledger,
                                            _sha256))
     beat_interval = config.p2p.heartbeat_ms / 1000
     driver_box: list[ConsensusDriver] = []
+    liveness = NodeLiveness(
+        node_id, range(genesis.n), genesis.f + 1,
+        LivenessConfig(heartbeat_ms=config.p2p.heartbeat_ms,
+                       phi_threshold=float(config.p2p.suspect_phi),
+                       pause_ms=config.p2p.suspect_pause_ms,
+                       tick_seconds=peers.config.tick_seconds),
+        boot_ms=_now_ms(), rng=random.Random(),
+    )
     beats = HeartbeatService(
         peers,
-        lambda: encode_beat(app.head.height, driver_box[0].kit.view() if driver_box else 0),
+        lambda: liveness.status_bytes(app.head.height,
+                                      driver_box[0].kit.view() if driver_box else 0),
         interval_seconds=beat_interval,
     )
     transport = _P2PTransport(peers)
@@ -249,11 +257,6 @@ async def _serve(config: NodeConfig, genesis: Genesis, key: Any, ledger: Ledger,
     driver.commit_listeners.append(on_commit)
     driver.on_evidence = lambda ev: metrics.evidence.labels(ev.kind).inc()
 
-    def suspicions() -> list[int]:
-        now = int(trio.current_time() / peers.config.tick_seconds)
-        timeout = int(SUSPECT_HEARTBEATS * beat_interval / peers.config.tick_seconds)
-        return [int(p) for p in beats.tracker.silent_peers(now, timeout, peers.peer_ids)]
-
     def refresh() -> None:
         metrics.height.set(app.head.height)
         metrics.view.set(kit.view())
@@ -261,6 +264,7 @@ async def _serve(config: NodeConfig, genesis: Genesis, key: Any, ledger: Ledger,
         metrics.peers.set(len(peers.connected_peers()))
         stats = kit.inner.statistics()
         metrics.observe_view_changes(int(getattr(stats, "view_changes", 0)))
+        liveness.update_metrics(metrics)
 
     metrics.refresh = refresh
 
@@ -275,7 +279,8 @@ async def _serve(config: NodeConfig, genesis: Genesis, key: Any, ledger: Ledger,
         NodeInfo(config.node.moniker, int(node_id), config.p2p.listen, config.rpc.listen,
                  config.rpc.unsafe),
         driver=driver, peers=peers, gossip=gossip_tx, waiters=waiters, metrics=metrics,
-        catching_up=lambda: sync.catching_up, suspicions=suspicions, runtime=vm,
+        catching_up=lambda: sync.catching_up, suspicions=liveness.suspected, runtime=vm,
+        liveness=liveness,
     )
     asgi = build_app(Dispatcher(rpc.methods()), body_bytes_max=config.rpc.body_bytes_max,
                      block_feed=waiters.block_feed, metrics=metrics.render,
@@ -289,7 +294,8 @@ async def _serve(config: NodeConfig, genesis: Genesis, key: Any, ledger: Ledger,
         await nursery.start(driver.run)
         nursery.start_soon(_consensus_reader, consensus_in, driver)
         nursery.start_soon(_gossip_reader, gossip, app, metrics)
-        nursery.start_soon(_beat_reader, beats, sync)
+        await nursery.start(liveness.run, beats.received,
+                            lambda peer, beat: sync.observe_height(peer, beat.height))
         rpc_port = await nursery.start(_serve_api, asgi, config.rpc.listen)
         log.info("validator %d of chain %d (%s) up: p2p %s:%s, rpc %s:%s, head %d",
                  node_id, genesis.chain_id, genesis.engine, listen_host, p2p_port,
@@ -310,16 +316,6 @@ async def _gossip_reader(gossip: GossipService, app: ChainApp, metrics: NodeMetr
             metrics.mempool_failed.labels(e.reason.value).inc()
             continue
         await gossip.submit(raw, origin=peer)
-
-
-async def _beat_reader(beats: HeartbeatService, sync: BlockSync) -> None:
-    async for hb in beats.received:
-        try:
-            height, _view = decode_beat(hb.status)
-        except SyncError as e:
-            log.warning("bad heartbeat from %s: %s", hb.peer, e)
-            continue
-        sync.observe_height(int(hb.peer), height)
 
 
 async def _serve_api(asgi: Any, listen: str, *,

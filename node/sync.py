@@ -22,7 +22,9 @@ Snapshot sync (when a peer has pruned the blocks we need) is not implemented: a 
 a peer's pruned floor gets no blocks from it and says so in its log.
 
 Wire forms (RLP): request ``[1, id, from_height, count]``; response
-``[id, head_height, [[block, certificate], ...]]``; heartbeat ``[height, view]``.
+``[id, head_height, [[block, certificate], ...]]``. The heartbeat status (height, view and
+the sender's suspicion report) is coded by :mod:`node.liveness` (``encode_beat`` and
+``decode_beat`` are re-exported here).
 
 Called by :mod:`node.runtime`.
 """
@@ -41,6 +43,7 @@ import trio
 from chain.block import Block, CommitCertificate, decode_block, decode_certificate
 from chain.errors import ChainError
 from chain.ledger import Ledger
+from node.liveness import decode_beat, encode_beat
 
 __all__ = ["BlockSync", "SyncError", "decode_beat", "encode_beat"]
 
@@ -51,25 +54,6 @@ GET_BLOCKS = 1
 
 class SyncError(Exception):
     """A peer's sync message is malformed."""
-
-
-def encode_beat(height: int, view: int) -> bytes:
-    """Heartbeat payload: our height and view."""
-    return bytes(rlp.encode([height, view]))
-
-
-def decode_beat(payload: bytes) -> tuple[int, int]:
-    """``(height, view)`` from a heartbeat payload.
-
-    Raises:
-        SyncError: malformed payload.
-    """
-    try:
-        items = rlp.decode(payload, strict=True)
-        height, view = (int.from_bytes(x, "big") for x in items)
-    except Exception as e:
-        raise SyncError(f"bad heartbeat: {e}") from None
-    return height, view
 
 
 def encode_request(request_id: int, from_height: int, count: int) -> bytes:
