@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from consensus.contract import InvalidMessage, NodeId, Receive, Tick
-from consensus.election import (
+from consensus.failure_detector import Suspect
+from consensus.ring_election import (
     RingElect,
     RingElected,
     RingElection,
     RingOutput,
     decode_ring_message,
 )
-from consensus.failure_detector import Suspect
 
 N = [NodeId(i) for i in range(8)]
 

@@ -34,17 +34,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from consensus.contract import NodeId, Receive, Tick
-from consensus.election import (
-    BullyElection,
-    ElectionOutput,
-    Phase,
-    RingElect,
-    RingElection,
-    RingOutput,
-    decode_election_message,
-    decode_ring_message,
-)
+from consensus.election import BullyElection, ElectionOutput, Phase, decode_election_message
 from consensus.failure_detector import Suspect
+from consensus.ring_election import RingElect, RingElection, RingOutput, decode_ring_message
 from testnet.sim.algos._base import AlgoConfig, AlgoResult, MessageLoop
 from testnet.sim.network import LinkProfile
 from testnet.sim.world import derive_rng
