@@ -15,9 +15,10 @@ block. This module is the bridge between the engine's contract and ``chain/``:
   only proposes again once its previous proposal was delivered, or the view changed.
 * **Validity** (:meth:`check_proposal`, the engine's validity callback): strict decoding,
   chain id, structure (tx root, last-commit hash), size bounds, a proposer that is a
-  validator, a timestamp at most ``timestamp_drift_ms_max`` ahead of the local clock (an
-  old timestamp is fine: a value re-proposed after a view change is old, and refusing it
-  would leave it pending forever), and every transaction signature valid (verified once per node: the
+  validator, a timestamp at most ``timestamp_drift_ms_max`` ahead of the validators' median
+  time and after the parent's when the block extends our head (no lower bound around the
+  median: a value re-proposed after a view change is legitimately old; see
+  :mod:`node.clock`, which holds the rule), and every transaction signature valid (verified once per node: the
   mempool's admissions and earlier checks are remembered). Whether the block *extends* the
   head is deliberately not part of validity: with several sequence numbers in flight a
   backup may not have applied the parent yet.
@@ -63,6 +64,7 @@ from chain.ledger import Head, Ledger
 from chain.mempool import Mempool, MempoolConfig
 from chain.runtime import ContractRuntime
 from chain.tx import Transaction
+from node.clock import timestamp_problem
 
 __all__ = ["ApplyOutcome", "ChainApp", "LedgerStateView", "block_digest"]
 
@@ -71,6 +73,8 @@ log = logging.getLogger("phalanx.node.app")
 _NOT_A_BLOCK = b"phalanx/not-a-block"
 VERIFIED_CACHE_MAX = 200_000
 DECODED_CACHE_MAX = 64
+OWN_BUILT_MAX = 64
+STATE_VIEW_ACCOUNTS_MAX = 50_000
 
 
 def block_digest(value: bytes) -> bytes:
@@ -92,16 +96,39 @@ def block_digest(value: bytes) -> bytes:
 
 
 class LedgerStateView:
-    """Nonces and balances at the ledger head, for mempool admission."""
+    """Nonces and balances at one ledger head, for mempool admission and selection.
 
-    def __init__(self, ledger: Ledger) -> None:
+    Each account is read from the ledger (a database read and a decode) at most once per
+    view: admission asks for a sender's nonce and balance for every transaction, and the
+    proposer asks for every pending sender's nonce per block, so uncached reads were a
+    large share of a loaded node's CPU. The node makes a fresh view after every commit
+    (:meth:`ChainApp.finish_delivery`), so a view never outlives its head by more than the
+    commit in flight; a value read from the previous head during that commit is at worst
+    an older nonce or balance of a sender whose transactions the block included, and
+    :meth:`chain.mempool.Mempool.update` re-checks exactly those senders with the new view.
+    The cache holds at most ``accounts_max`` accounts (cleared when full).
+    """
+
+    def __init__(self, ledger: Ledger, accounts_max: int = STATE_VIEW_ACCOUNTS_MAX) -> None:
         self._ledger = ledger
+        self._accounts_max = accounts_max
+        self._accounts: dict[bytes, tuple[int, int]] = {}
+
+    def _read(self, address: bytes) -> tuple[int, int]:
+        got = self._accounts.get(address)
+        if got is None:
+            account = self._ledger.account(address)
+            got = (int(account.nonce), int(account.balance))
+            if len(self._accounts) >= self._accounts_max:
+                self._accounts.clear()
+            self._accounts[address] = got
+        return got
 
     def nonce(self, address: bytes) -> int:
-        return int(self._ledger.account(address).nonce)
+        return self._read(address)[0]
 
     def balance(self, address: bytes) -> int:
-        return int(self._ledger.account(address).balance)
+        return self._read(address)[1]
 
 
 @dataclass(frozen=True)
@@ -137,7 +164,9 @@ class ChainApp:
             engines that sign the value itself call it).
         now_ms: the local clock in milliseconds (injected; tests pass a fake).
         block_txs_max / block_bytes_max: proposal bounds.
-        timestamp_drift_ms_max: allowed distance of a proposal's timestamp from ``now_ms``.
+        timestamp_drift_ms_max: how far a proposal's timestamp may be ahead of the median time.
+        median_time_ms: the validators' median time (``node.clock.MedianTime.now_ms``);
+            ``now_ms`` when not given.
     """
 
     def __init__(
@@ -153,6 +182,7 @@ class ChainApp:
         block_txs_max: int = 2000,
         block_bytes_max: int = 4 * 1024 * 1024,
         timestamp_drift_ms_max: int = 10_000,
+        median_time_ms: Callable[[], int] | None = None,
     ) -> None:
         self.genesis = genesis
         self.chain_id = genesis.chain_id
@@ -165,6 +195,9 @@ class ChainApp:
         self.block_txs_max = block_txs_max
         self.block_bytes_max = block_bytes_max
         self.timestamp_drift_ms_max = timestamp_drift_ms_max
+        self.median_time_ms = median_time_ms or now_ms
+        self._own_built: OrderedDict[bytes, None] = OrderedDict()  # blocks we built (bounded)
+        self.timestamp_rejections = 0
         self.validator_addresses = tuple(v.address for v in genesis.validators)
         self._validator_set = frozenset(self.validator_addresses)
         self._verified: OrderedDict[bytes, None] = OrderedDict()
@@ -243,6 +276,9 @@ class ChainApp:
             last_commit=last_commit,
         )
         self._cache(block)
+        self._own_built[block.hash] = None
+        while len(self._own_built) > OWN_BUILT_MAX:
+            self._own_built.popitem(last=False)
         return bytes(block.encoded)
 
     def forge_value(self) -> bytes:
@@ -310,12 +346,10 @@ class ChainApp:
         # backup's liveness proposal that raced a commit) produces such blocks, and refusing
         # them leaves the primary's slot unfinished until a view change. They are ordered
         # and become deterministic no-ops at delivery.
-        ahead = header.timestamp - self.now_ms()
-        if ahead > self.timestamp_drift_ms_max:
-            return (
-                f"timestamp {header.timestamp} is {ahead} ms ahead of local time "
-                f"(bound {self.timestamp_drift_ms_max} ms)"
-            )
+        problem = self._timestamp_problem(block)
+        if problem:
+            self.timestamp_rejections += 1
+            return problem
         for tx in block.transactions:
             if tx.hash in self._verified:
                 continue
@@ -324,6 +358,16 @@ class ChainApp:
             self._remember_verified(tx.hash)
         self._cache(block)
         return ""
+
+    def _timestamp_problem(self, block: Block) -> str:
+        if block.hash in self._own_built:  # we trust our own clock; the others judge it
+            return ""
+        head = self.ledger.head
+        header = block.header
+        extends = header.height == head.height + 1 and header.parent_hash == head.block_hash
+        return timestamp_problem(header.timestamp, median_ms=self.median_time_ms(),
+                                 bound_ms=self.timestamp_drift_ms_max,
+                                 parent_timestamp_ms=head.timestamp if extends else None)
 
     # ------------------------------------------------------------------ delivery
 
