@@ -166,19 +166,46 @@ def test_bad_p2p_input_closes_the_connection_and_the_node_keeps_committing(net: 
     net.wait_height(height + 2, timeout=60)
 
 
+def _liveness(node_url: str) -> dict[str, Any]:
+    with RpcClient(node_url, timeout=3) as c:
+        doc: dict[str, Any] = c.status()["liveness"]
+    return doc
+
+
+def _sees_crash_of(node_url: str, victim: int, others: tuple[int, ...]) -> bool:
+    doc = _liveness(node_url)
+    phi = {p["id"]: p["phi"] for p in doc["peers"]}
+    return (victim in doc["suspected"] and phi[victim] >= doc["phi_threshold"]
+            and {"node": victim, "reporters": list(others)} in doc["confirmed"])
+
+
+def _trusts_all(node_url: str) -> bool:
+    doc = _liveness(node_url)
+    return bool(doc["suspected"] == [] and doc["confirmed"] == [])
+
+
 def test_killed_validator_restarts_and_catches_up_to_the_same_head_and_state(net: Network) -> None:
     victim = net.nodes[3]
+    others = (0, 1, 2)
+    wait_until("every validator trusting the others", lambda: all(
+        _trusts_all(net.nodes[i].url) for i in range(4)), 30)
     victim.kill()
     to = address(net.users[1])
-    doc = _send(net, 0, to, 77, 0, 1, 2)
+    doc = _send(net, 0, to, 77, *others)
     height = int(find_field(doc, "height"))
-    net.wait_height(height + 2, only=(0, 1, 2))
+    net.wait_height(height + 2, only=others)
+    # The failure detectors suspect the dead validator, and the gossip of their reports
+    # confirms it by a quorum (f + 1 = 2): each survivor lists all three reporters.
+    wait_until("3 suspected and confirmed by the others", lambda: all(
+        _sees_crash_of(net.nodes[i].url, 3, others) for i in others), 30)
     victim.start()
     target = net.nodes[0].height()
     net.wait_height(target, timeout=90, only=(3,))
     assert _block_hash(victim.url, target) == _block_hash(net.nodes[0].url, target)
     for who in (address(u) for u in net.users):
         assert _balance(victim.url, who) == _balance(net.nodes[1].url, who)
+    wait_until("3 trusted again and no suspicion confirmed", lambda: all(
+        _trusts_all(net.nodes[i].url) for i in others), 30)
 
 
 def test_killing_the_primary_elects_a_new_one_and_commits_continue(net: Network) -> None:
