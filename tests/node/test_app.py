@@ -55,7 +55,8 @@ async def test_validity_refuses_bad_proposals_with_a_reason(
         (b"\xc0junk", "undecodable"),
         (_block(app, chain_id=CHAIN_ID + 1), "chain"),
         (_block(app, proposer=b"\x55" * 20), "not a validator"),
-        (_block(app, ts=GENESIS_TIME + 3_600_000), "ahead of local time"),
+        (_block(app, ts=GENESIS_TIME + 3_600_000), "ahead of the validators' median time"),
+        (_block(app, ts=GENESIS_TIME), "not after its parent"),
     ]
     tx = make_transaction(c.user, chain_id=CHAIN_ID, nonce=0, to=b"\x01" * 20, amount=1, fee=1,
                           gas_limit=21_000)
@@ -64,8 +65,10 @@ async def test_validity_refuses_bad_proposals_with_a_reason(
     for value, why in bad:
         assert not app.check_proposal(value), why
         assert why in app.last_invalid_reason, (why, app.last_invalid_reason)
-    # An old timestamp and a height at or below the head are accepted (no-ops at delivery).
-    assert app.check_proposal(_block(app, ts=GENESIS_TIME - 60_000))
+    # An old timestamp is accepted (a re-proposal after a view change is old) as long as it
+    # is after its parent's.
+    await trio.sleep(60)
+    assert app.check_proposal(_block(app, ts=GENESIS_TIME + 1))
 
 
 async def test_deliveries_that_do_not_extend_the_head_are_noops_everywhere(
