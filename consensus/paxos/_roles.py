@@ -1,8 +1,9 @@
 """The acceptor and learner roles of a Paxos replica, as mixins over its shared state.
 
 :class:`PaxosReplica <consensus.paxos.replica.PaxosReplica>` is proposer, acceptor and
-learner at once; this module holds the two passive roles so the replica module keeps the
-proposer, the wiring and the invariants.
+learner at once; this module holds the two passive roles and the shared state they declare
+(:mod:`consensus.paxos._proposer` holds phase 1 and 2 of the proposer), so the replica
+module keeps batching, forwarding, the wiring and the invariants.
 
 *Acceptor*: promises a ballot (``PromisedRecord``) and accepts values
 (``AcceptedRecord``) only at or above its promise; both records are put in ``out.persist``
@@ -108,6 +109,12 @@ class _Shared:
         raise NotImplementedError
 
     def _preempted(self, higher: Ballot) -> None:
+        raise NotImplementedError
+
+    def _learn(self, slot: int, value: bytes, cert: Certificate, out: Output) -> None:
+        raise NotImplementedError
+
+    def _propose(self, entries: list[tuple[int, bytes]], out: Output) -> None:
         raise NotImplementedError
 
     def _check_invariants(

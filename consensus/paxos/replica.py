@@ -58,7 +58,6 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import rlp
@@ -80,6 +79,7 @@ from consensus.contract import (
 )
 from consensus.election import BullyElection, ElectionOutput
 from consensus.failure_detector import DetectorOutput, Heartbeat, HeartbeatFailureDetector
+from consensus.paxos._proposer import _Proposal, _ProposerRole
 from consensus.paxos._roles import _AcceptorRole, _LearnerRole
 from consensus.paxos.config import PaxosConfig, PaxosStatistics, Role, verify_certificate
 from consensus.paxos.messages import (
@@ -92,14 +92,12 @@ from consensus.paxos.messages import (
     CheckpointProof,
     Control,
     Decided,
-    DecidedEntry,
     Forward,
     Nack,
     PaxosMessage,
     Prepare,
     Promise,
     digest_of,
-    vote_bytes,
 )
 from consensus.paxos.records import IncarnationRecord
 
@@ -109,14 +107,7 @@ __all__ = ["PaxosReplica"]
 _FORWARDS_SEEN_MAX = 4096
 
 
-@dataclass(slots=True)
-class _Proposal:
-    value: bytes
-    digest: bytes
-    votes: dict[NodeId, bytes] = field(default_factory=dict)
-
-
-class PaxosReplica(_AcceptorRole, _LearnerRole):
+class PaxosReplica(_ProposerRole, _AcceptorRole, _LearnerRole):
     """One Multi-Paxos replica behind the engine contract (see module docstring).
 
     Args:
@@ -471,116 +462,6 @@ class PaxosReplica(_AcceptorRole, _LearnerRole):
             # A random peer ahead: one that restarted may be ahead without the log to serve.
             self._counters["catchups_sent"] += 1
             self._send(out, self._rng.choice(ahead), CatchUp(self.node_id, self.delivered + 1))
-
-    # -- phase 1 ----------------------------------------------------------------------
-
-    def _start_phase1(self, out: Output) -> None:
-        self._counters["phase1_started"] += 1
-        self._max_round = max(self._max_round, self.promised.round) + 1
-        self.ballot = Ballot(self._max_round, self.node_id)
-        self.role = Role.CANDIDATE
-        self._promises = {}
-        self._inflight = {}
-        self._retry_at = None
-        self._broadcast(out, Prepare(self.node_id, self.ballot, self.low + 1), include_self=True)
-
-    def _step_down(self) -> None:
-        """Another replica leads: values in flight are left to its phase 1 (or lost)."""
-        self.role = Role.FOLLOWER
-        self._promises = {}
-        self._inflight = {}
-        self._orphans = []
-
-    def _preempted(self, higher: Ballot) -> None:
-        """A higher ballot overtook ours. If the election still names us, we retry phase 1
-        later and keep our unchosen values in flight as *orphans*; the retry proposes each
-        orphan again unless its phase 1 shows it possibly chosen (no duplicates)."""
-        self._see_ballot(higher)
-        orphans = self._orphans + [
-            (s, p.value) for s, p in sorted(self._inflight.items()) if p.value
-        ]
-        self._step_down()
-        if self._election.leader() == self.node_id:
-            self._retry_at = self._now + self._rng.randint(1, self.config.backoff_ticks_max)
-            self._orphans = orphans[-self.config.window :]
-
-    def _on_promise(self, sender: NodeId, msg: Promise, out: Output, local: bool) -> None:
-        if self.role is not Role.CANDIDATE or msg.ballot != self.ballot:
-            self._counters["dropped_stale"] += 1
-            return
-        self._promises[sender] = msg
-        if len(self._promises) >= self._quorum:
-            self._finish_phase1(out)
-
-    def _finish_phase1(self, out: Output) -> None:
-        """Re-propose every value possibly chosen; fill the holes with no-ops.
-
-        Phase 1 covers every slot above the stable checkpoint, so slots this replica knows
-        only through installed state (a restart) get chosen again with a certificate it can
-        serve to peers that lack them. Slots it already holds certificates for are skipped.
-        """
-        start = max(self.low, max(p.low for p in self._promises.values())) + 1
-        best: dict[int, tuple[Ballot, bytes]] = {}
-        for p in self._promises.values():
-            for e in p.entries:
-                if e.slot >= start and (e.slot not in best or best[e.slot][0] < e.ballot):
-                    best[e.slot] = (e.ballot, e.value)
-        top = max(best, default=start - 1)
-        self.role = Role.LEADER
-        self._promises = {}
-        # Orphans of an earlier ballot of ours: possibly chosen ones are in `best` (or below
-        # `start`, or in our chosen log); only the others are proposed again.
-        taken = {digest_of(v) for _, v in best.values()}
-        taken.update(c.digest for s, (_, c) in self._chosen.items() if s >= start)
-        again = [v for s, v in self._orphans if s >= start and digest_of(v) not in taken]
-        self._orphans = []
-        self._pending.extendleft(
-            reversed(again[: self.config.pending_values_max - len(self._pending)])
-        )
-        self._next_slot = max(top, start - 1, self.delivered, max(self._chosen, default=0)) + 1
-        entries = [
-            (s, best[s][1] if s in best else b"")
-            for s in range(start, top + 1)
-            if s not in self._chosen
-        ]
-        self._propose(entries, out)
-
-    def _on_nack(self, sender: NodeId, msg: Nack, out: Output, local: bool) -> None:
-        self._see_ballot(msg.promised)
-        if (
-            self.role is not Role.FOLLOWER
-            and msg.ballot == self.ballot
-            and msg.promised > self.ballot
-        ):
-            self._preempted(msg.promised)
-        else:
-            self._counters["dropped_stale"] += 1
-
-    # -- phase 2 ----------------------------------------------------------------------
-
-    def _on_accepted(self, sender: NodeId, msg: Accepted, out: Output, local: bool) -> None:
-        if self.role is not Role.LEADER or msg.ballot != self.ballot:
-            self._counters["dropped_stale"] += 1
-            return
-        decided: list[DecidedEntry] = []
-        for vote in msg.votes:
-            p = self._inflight.get(vote.slot)
-            if p is None or vote.digest != p.digest or sender in p.votes:
-                continue
-            signed = vote_bytes(self._tag, vote.slot, self.ballot, vote.digest)
-            if not local and not self._verifier.verify(sender, signed, vote.signature):
-                self._counters["dropped_signature"] += 1
-                continue
-            p.votes[sender] = vote.signature
-            if len(p.votes) >= self._quorum:
-                sigs = tuple(sorted(p.votes.items()))
-                cert = Certificate(vote.slot, self.ballot.packed, p.digest, sigs)
-                del self._inflight[vote.slot]
-                self._learn(vote.slot, p.value, cert, out)
-                decided.append(DecidedEntry(vote.slot, self.ballot, p.value, sigs))
-        for start in range(0, len(decided), self.config.batch_values_max):
-            chunk = tuple(decided[start : start + self.config.batch_values_max])
-            self._broadcast(out, Decided(self.node_id, chunk), include_self=False)
 
     # -- invariants ---------------------------------------------------------------------
 
