@@ -28,6 +28,8 @@ from typing import Any
 
 import tomli_w
 
+from node.clock import CLOCK_SKEW_MS_MAX
+
 __all__ = [
     "ConfigError",
     "ConsensusSection",
@@ -36,6 +38,8 @@ __all__ = [
     "NodeSection",
     "P2PSection",
     "RpcSection",
+    "StorageSection",
+    "TestingSection",
     "default_home",
     "load_config",
     "write_config",
@@ -71,6 +75,8 @@ class P2PSection:
     send_queue_max: int = 1024
     handshake_timeout_ms: int = 5000
     heartbeat_ms: int = 500
+    #: Time between two rounds of Cristian time requests to every connected peer.
+    clock_sync_ms: int = 1000
     #: Failure detector: a peer is suspected when its phi-accrual level reaches this.
     suspect_phi: int = 8
     #: Failure detector: silence always tolerated on top of the mean heartbeat interval.
@@ -110,6 +116,36 @@ class MempoolSection:
 
 
 @dataclass(frozen=True)
+class StorageSection:
+    """Pruning and snapshot serving (see ``node.snapshot_sync``).
+
+    ``retain_blocks``: block data kept below the latest stable checkpoint; older blocks,
+    certificates, receipts and tx index entries are pruned (0 = keep everything). A node
+    that falls behind a peer's floor catches up from that peer's verified snapshot.
+    ``snapshot_chunk_bytes_max``: bound of one snapshot chunk on the wire.
+    ``snapshot_bytes_max``: largest snapshot served or accepted.
+    ``snapshot_chunks_per_s``: snapshot chunks served to one peer per second (and burst).
+    """
+
+    retain_blocks: int = 0
+    snapshot_chunk_bytes_max: int = 512 * 1024
+    snapshot_bytes_max: int = 256 * 1024 * 1024
+    snapshot_chunks_per_s: int = 20
+
+
+@dataclass(frozen=True)
+class TestingSection:
+    """Faults for test networks only; refused unless ``test_network_only = true``.
+
+    ``clock_skew_ms``: shifts this node's wall clock (the timestamps it proposes and the time
+    it answers to peers' clock-sync requests) by this many ms, negative for behind.
+    """
+
+    test_network_only: bool = False
+    clock_skew_ms: int = 0
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     home: Path
     node: NodeSection = field(default_factory=NodeSection)
@@ -117,6 +153,8 @@ class NodeConfig:
     rpc: RpcSection = field(default_factory=RpcSection)
     consensus: ConsensusSection = field(default_factory=ConsensusSection)
     mempool: MempoolSection = field(default_factory=MempoolSection)
+    storage: StorageSection = field(default_factory=StorageSection)
+    testing: TestingSection = field(default_factory=TestingSection)
 
     @property
     def genesis_path(self) -> Path:
@@ -137,7 +175,7 @@ class NodeConfig:
     def to_toml(self) -> str:
         doc: dict[str, Any] = {}
         for f in dataclasses.fields(self):
-            if f.name == "home":
+            if f.name == "home" or (f.name == "testing" and self.testing == TestingSection()):
                 continue
             section = getattr(self, f.name)
             doc[f.name] = {
@@ -153,7 +191,11 @@ _SECTIONS: dict[str, type] = {
     "rpc": RpcSection,
     "consensus": ConsensusSection,
     "mempool": MempoolSection,
+    "storage": StorageSection,
+    "testing": TestingSection,
 }
+#: Integer fields that may be negative.
+_SIGNED = frozenset({"testing.clock_skew_ms"})
 _ENGINES = ("pbft", "paxos")
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -195,7 +237,7 @@ def _coerce(path: str, default: Any, value: Any) -> Any:
             raise ConfigError(f"{path}: expected true or false, got {value!r}")
         return value
     if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        if isinstance(value, bool) or not isinstance(value, int) or (value < 0 and path not in _SIGNED):
             raise ConfigError(f"{path}: expected a non-negative integer, got {value!r}")
         return value
     if isinstance(default, str):
@@ -242,12 +284,33 @@ def _check_semantics(c: NodeConfig) -> None:
         ("rpc.body_bytes_max", c.rpc.body_bytes_max),
         ("mempool.tx_count_max", c.mempool.tx_count_max),
         ("mempool.per_sender_max", c.mempool.per_sender_max),
+        ("consensus.timestamp_drift_ms_max", c.consensus.timestamp_drift_ms_max),
+        ("p2p.clock_sync_ms", c.p2p.clock_sync_ms),
     ]
     for path, value in positive:
         if value <= 0:
             raise ConfigError(f"{path}: must be positive, got {value}")
+    for path, value in [
+        ("storage.snapshot_chunk_bytes_max", c.storage.snapshot_chunk_bytes_max),
+        ("storage.snapshot_bytes_max", c.storage.snapshot_bytes_max),
+        ("storage.snapshot_chunks_per_s", c.storage.snapshot_chunks_per_s),
+    ]:
+        if value <= 0:
+            raise ConfigError(f"{path}: must be positive, got {value}")
+    # A chunk travels in one frame with its proof and envelope; keep ample room for them.
+    if c.storage.snapshot_chunk_bytes_max > c.p2p.frame_bytes_max // 2:
+        raise ConfigError(
+            f"storage.snapshot_chunk_bytes_max: must be at most half of p2p.frame_bytes_max "
+            f"({c.p2p.frame_bytes_max // 2}), got {c.storage.snapshot_chunk_bytes_max}"
+        )
     if c.consensus.view_timeout_ticks_max < c.consensus.view_timeout_ticks:
         raise ConfigError("consensus.view_timeout_ticks_max: must be >= view_timeout_ticks")
+    if c.testing.clock_skew_ms and not c.testing.test_network_only:
+        raise ConfigError("testing.clock_skew_ms: a test-network fault; set "
+                          "testing.test_network_only = true to use it")
+    if abs(c.testing.clock_skew_ms) > CLOCK_SKEW_MS_MAX:
+        raise ConfigError(f"testing.clock_skew_ms: at most {CLOCK_SKEW_MS_MAX} ms either way, "
+                          f"got {c.testing.clock_skew_ms}")
 
 
 def load_config(home: str | os.PathLike[str]) -> NodeConfig:

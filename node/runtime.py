@@ -37,7 +37,7 @@ import trio
 from chain.db.level import LevelDB
 from chain.genesis import Genesis, load_genesis
 from chain.keys import load_key_file
-from chain.ledger import Ledger
+from chain.ledger import CHECKPOINTS_ON_DEMAND, Ledger
 from chain.mempool import MempoolConfig, MempoolRejected
 from chain.vm.runtime import VMRuntime
 from node.api import build_app
@@ -50,6 +50,7 @@ from node.liveness import LivenessConfig, NodeLiveness
 from node.logs import close_logging, set_context, setup_logging
 from node.metrics import NodeMetrics
 from node.rpc_methods import CommitWaiters, NodeInfo, RpcNode
+from node.snapshot_sync import build_snapshot_sync
 from node.sync import BlockSync
 from node.wal import WriteAheadLog
 from p2p import (
@@ -144,7 +145,9 @@ async def run_node(
                 f"{genesis.engine!r}: every validator must run the genesis engine"
             )
         db = LevelDB(config.data_dir / "ledger")
-        ledger = Ledger.open(db, genesis)
+        # PBFT: the driver makes ledger checkpoints at the engine's checkpoint seqs.
+        ledger = Ledger.open(db, genesis, checkpoint_interval=CHECKPOINTS_ON_DEMAND
+                             if genesis.engine == "pbft" else None)
         wal = WriteAheadLog(config.data_dir / "consensus.wal")
         await _serve(config, genesis, key, ledger, wal, task_status)
     finally:
@@ -240,8 +243,11 @@ async def _serve(config: NodeConfig, genesis: Genesis, key: Any, ledger: Ledger,
     def penalize(peer: int, why: str) -> None:
         peers.report(PeerId(peer), 10, why)
 
+    snapshot_server, snapshot_fetcher = build_snapshot_sync(
+        config.storage, kit, verifier, driver, penalize, time.monotonic)
     sync = BlockSync(ledger, driver.apply_synced, sync_send, requests_in, responses_in,
-                     penalize=penalize)
+                     penalize=penalize, snapshot_server=snapshot_server,
+                     snapshot_fetcher=snapshot_fetcher)
     driver.on_state_wanted = sync.want_state
 
     waiters = CommitWaiters()

@@ -18,11 +18,21 @@ block extends the head and that its certificate is a valid quorum certificate fo
 the certificate names), and the driver then reports ``Applied(seq, state_id)`` to the
 engine. A peer that sends garbage is logged and scored down.
 
-Snapshot sync (when a peer has pruned the blocks we need) is not implemented: a node behind
-a peer's pruned floor gets no blocks from it and says so in its log.
+Snapshot sync: a peer that pruned the blocks we need (``[storage] retain_blocks``) answers
+with no blocks and its floor. Block sync then hands over to :mod:`node.snapshot_sync`: it
+fetches the newest snapshot whose root 2f+1 validators signed in a stable checkpoint,
+verifies it, installs it as the new head (in the engine task) and block sync continues from
+there. Snapshot requests (``GetSnapshot``, kind 2) share the ``REQUEST``/``RESPONSE``
+channels and the request ids with block requests (an answer counts only from the peer that
+was asked); :class:`BlockSync` routes them to the
+:class:`~node.snapshot_sync.SnapshotServer` (in a worker thread: the first request after a
+checkpoint exports the snapshot).
 
 Wire forms (RLP): request ``[1, id, from_height, count]``; response
-``[id, head_height, [[block, certificate], ...]]``. The heartbeat status (height, view and
+``[id, head_height, [[block, certificate], ...], floor]`` (a response without ``floor``
+means floor 0); snapshot request ``[2, id, height, index]`` and response
+``[id, head_height, [height, index, count, proof, chunk]]`` (see
+:mod:`node.snapshot_sync`). The heartbeat status (height, view and
 the sender's suspicion report) is coded by :mod:`node.liveness` (``encode_beat`` and
 ``decode_beat`` are re-exported here).
 
@@ -44,6 +54,14 @@ from chain.block import Block, CommitCertificate, decode_block, decode_certifica
 from chain.errors import ChainError
 from chain.ledger import Ledger
 from node.liveness import decode_beat, encode_beat
+from node.snapshot_sync import (
+    GET_SNAPSHOT,
+    SnapshotFetcher,
+    SnapshotServer,
+    SnapshotSyncError,
+    decode_snapshot_request,
+    encode_snapshot_response,
+)
 
 __all__ = ["BlockSync", "SyncError", "decode_beat", "encode_beat"]
 
@@ -70,18 +88,25 @@ def decode_request(payload: bytes) -> tuple[int, int, int]:
     return rid, start, count
 
 
-def encode_response(request_id: int, head: int, items: list[tuple[bytes, bytes]]) -> bytes:
-    return bytes(rlp.encode([request_id, head, [list(i) for i in items]]))
+def encode_response(
+    request_id: int, head: int, items: list[tuple[bytes, bytes]], floor: int = 0
+) -> bytes:
+    return bytes(rlp.encode([request_id, head, [list(i) for i in items], floor]))
 
 
-def decode_response(payload: bytes) -> tuple[int, int, list[tuple[Block, CommitCertificate]]]:
+def decode_response(payload: bytes) -> tuple[int, int, list[tuple[Block, CommitCertificate]], int]:
+    """``(id, head, [(block, certificate), ...], floor)`` of a block response."""
     try:
-        rid_b, head_b, raw_items = rlp.decode(payload, strict=True)
+        fields = rlp.decode(payload, strict=True)
+        if len(fields) not in (3, 4):
+            raise ValueError(f"expected 3 or 4 fields, got {len(fields)}")
+        rid_b, head_b, raw_items = fields[:3]
+        floor = int.from_bytes(fields[3], "big") if len(fields) == 4 else 0
         rid, head = int.from_bytes(rid_b, "big"), int.from_bytes(head_b, "big")
         items = [(decode_block(b), decode_certificate(c)) for b, c in raw_items]
     except (ChainError, ValueError, TypeError, rlp.exceptions.RLPException) as e:
         raise SyncError(f"bad sync response: {e}") from None
-    return rid, head, items
+    return rid, head, items, floor
 
 
 class BlockSync:
@@ -93,6 +118,8 @@ class BlockSync:
         send: ``(peer, kind, payload)`` sender, where kind is "request" or "response".
         requests / responses: inbound channels of ``Inbound`` records.
         penalize: lowers a peer's score for malformed answers.
+        snapshot_server: answers snapshot requests (None: they get no answer).
+        snapshot_fetcher: fetches a snapshot when peers pruned the blocks we need.
     """
 
     def __init__(
@@ -109,6 +136,8 @@ class BlockSync:
         batch_bytes_max: int = 2 * 1024 * 1024,
         request_timeout_s: float = 5.0,
         poll_s: float = 0.25,
+        snapshot_server: SnapshotServer | None = None,
+        snapshot_fetcher: SnapshotFetcher | None = None,
     ) -> None:
         self.ledger = ledger
         self._apply = apply
@@ -124,7 +153,10 @@ class BlockSync:
         self.peer_heights: dict[int, int] = {}
         self._ids = itertools.count(1)
         self._waiting: dict[int, trio.MemorySendChannel[Any]] = {}
+        self._asked: dict[int, int] = {}  # request id -> the peer asked
         self._wanted = trio.Event()
+        self.snapshot_server = snapshot_server
+        self.snapshot_fetcher = snapshot_fetcher
         self.blocks_fetched = 0
         self.requests_served = 0
 
@@ -168,8 +200,12 @@ class BlockSync:
                 return
             _, peer = max(ahead)
             count = min(self.batch_blocks_max, max(h for h, _ in ahead) - ours)
-            got = await self._fetch(peer, ours + 1, count)
+            got, floor = await self._fetch(peer, ours + 1, count)
             if not got:
+                if floor > ours + 1 and self.snapshot_fetcher is not None:
+                    by_height = [p for _, p in sorted(ahead, reverse=True)]
+                    if await self.snapshot_fetcher.fetch(self._request, by_height):
+                        continue
                 return
             await self._apply(got)
             self.blocks_fetched += len(got)
@@ -180,29 +216,41 @@ class BlockSync:
                 if self.ledger.height <= ours:
                     return
 
-    async def _fetch(self, peer: int, start: int, count: int) -> list[tuple[Block, CommitCertificate]]:
+    async def _request(self, peer: int, build: Callable[[int], bytes]) -> bytes | None:
+        """Send ``build(request_id)`` to ``peer``; its answer, or None after the timeout."""
         rid = next(self._ids)
         send, recv = trio.open_memory_channel[Any](1)
         self._waiting[rid] = send
+        self._asked[rid] = peer
         try:
-            await self._send(peer, "request", encode_request(rid, start, count))
+            await self._send(peer, "request", build(rid))
             with trio.move_on_after(self.request_timeout_s):
-                sender, payload = await recv.receive()
-                try:
-                    _, head, items = decode_response(payload)
-                except SyncError as e:
-                    log.warning("peer %s sent a bad sync response: %s", sender, e)
-                    self._penalize(sender, str(e))
-                    return []
-                self.peer_heights[peer] = max(self.peer_heights.get(peer, 0), head)
-                if not items and head >= start:
-                    log.warning("peer %s has no blocks from %d (pruned below its floor?); "
-                                "snapshot sync is not available", peer, start)
-                return items
+                _sender, payload = await recv.receive()
+                return bytes(payload)
             log.info("sync request %d to peer %s timed out", rid, peer)
-            return []
+            return None
         finally:
             del self._waiting[rid]
+            del self._asked[rid]
+
+    async def _fetch(
+        self, peer: int, start: int, count: int
+    ) -> tuple[list[tuple[Block, CommitCertificate]], int]:
+        """Blocks from ``start`` and the peer's floor (its lowest stored height)."""
+        payload = await self._request(peer, lambda rid: encode_request(rid, start, count))
+        if payload is None:
+            return [], 0
+        try:
+            _, head, items, floor = decode_response(payload)
+        except SyncError as e:
+            log.warning("peer %s sent a bad sync response: %s", peer, e)
+            self._penalize(peer, str(e))
+            return [], 0
+        self.peer_heights[peer] = max(self.peer_heights.get(peer, 0), head)
+        if not items and head >= start:
+            log.info("peer %s has no blocks from %d (its floor is %d)%s", peer, start, floor,
+                     ": trying snapshot sync" if floor > start and self.snapshot_fetcher else "")
+        return items, floor
 
     async def _route_responses(self) -> None:
         async for peer, _kind, _lamport, payload in self._responses:
@@ -212,12 +260,16 @@ class BlockSync:
                 self._penalize(int(peer), "undecodable sync response")
                 continue
             ch = self._waiting.get(rid)
-            if ch is not None:
+            # Only the peer asked may answer a request id.
+            if ch is not None and self._asked.get(rid) == int(peer):
                 with contextlib.suppress(trio.WouldBlock):
                     ch.send_nowait((int(peer), payload))
 
     async def _serve(self) -> None:
         async for peer, _kind, _lamport, payload in self._requests:
+            if _request_kind(payload) == GET_SNAPSHOT:
+                await self._serve_snapshot(int(peer), payload)
+                continue
             try:
                 rid, start, count = decode_request(payload)
             except SyncError as e:
@@ -225,13 +277,29 @@ class BlockSync:
                 continue
             items = await trio.to_thread.run_sync(self._read, start, count)
             self.requests_served += 1
-            await self._send(int(peer), "response", encode_response(rid, self.ledger.height, items))
+            await self._send(int(peer), "response",
+                             encode_response(rid, self.ledger.height, items, self.ledger.floor))
+
+    async def _serve_snapshot(self, peer: int, payload: bytes) -> None:
+        server = self.snapshot_server
+        try:
+            rid, height, index = decode_snapshot_request(payload)
+        except SnapshotSyncError as e:
+            self._penalize(peer, str(e))
+            return
+        if server is None or not server.allow(peer):
+            return
+        part = await trio.to_thread.run_sync(server.part, height, index)
+        self.requests_served += 1
+        await self._send(peer, "response", encode_snapshot_response(rid, self.ledger.height, part))
 
     def _read(self, start: int, count: int) -> list[tuple[bytes, bytes]]:
         items: list[tuple[bytes, bytes]] = []
         size = 0
         head = self.ledger.height
-        start = max(start, self.ledger.floor, 1)
+        if start < self.ledger.floor:
+            return items  # pruned: the requester needs a snapshot
+        start = max(start, 1)
         for h in range(start, min(head, start + min(count, self.batch_blocks_max) - 1) + 1):
             try:
                 block = bytes(self.ledger.block(h).encoded)
@@ -243,3 +311,12 @@ class BlockSync:
                 break
             items.append((block, cert))
         return items
+
+
+def _request_kind(payload: bytes) -> int | None:
+    """The kind field of a request (None if undecodable: the block decoder reports it)."""
+    try:
+        first = rlp.decode(payload, strict=True)[0]
+        return int.from_bytes(first, "big") if isinstance(first, bytes) else None
+    except Exception:
+        return None
