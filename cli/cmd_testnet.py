@@ -151,8 +151,10 @@ def _emit(args: argparse.Namespace, data: Any, human: str) -> None:
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    cols = ("id", "state", "height", "api", "p2p_port", "role", "pid")
+    cols = ("id", "state", "height", "api", "p2p_port", "role", "pid", "suspected_by")
     data = [[str(r.get(c) if r.get(c) is not None else "-") for c in cols] for r in rows]
+    for row, r in zip(data, rows, strict=True):    # "suspected by N": how many peers say so
+        row[-1] = str(len(r["suspected_by"])) if r.get("suspected_by") else "-"
     widths = [max(len(c), *(len(row[k]) for row in data)) for k, c in enumerate(cols)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in data]

@@ -225,12 +225,19 @@ class Testnet:
             time.sleep(0.2)
 
     def status(self) -> list[dict[str, Any]]:
-        """One row per node: index, pid, state, height, API URL, p2p port, role."""
+        """One row per node: index, pid, state, height, API URL, p2p port, role, and
+        ``suspected_by``: the answering nodes whose failure detector suspects it."""
         rows = []
+        states: dict[int, tuple[bool, str, dict[str, Any] | None]] = {}
         for node in self.layout.nodes:
             alive = bool(self._pid(node))
             state = "paused" if alive and pid_stopped(node.pid) else ("running" if alive else "down")
             st = self.node_status(node.index, timeout=1.0) if state == "running" else None
+            states[node.index] = (alive, state, st)
+        suspects = {i: (st or {}).get("liveness", {}).get("suspected", [])
+                    for i, (_, _, st) in states.items()}
+        for node in self.layout.nodes:
+            alive, state, st = states[node.index]
             rows.append({
                 "id": node.index,
                 "name": node.name,
@@ -240,6 +247,7 @@ class Testnet:
                 "api": node.rpc_url,
                 "p2p_port": node.p2p_port,
                 "role": self.role(node, st),
+                "suspected_by": sorted(i for i, s in suspects.items() if node.index in s),
             })  # fmt: skip
         return rows
 

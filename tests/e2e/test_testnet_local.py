@@ -85,6 +85,9 @@ def test_negative_control_two_two_partition_stalls_and_liveness_flags_it(testnet
         time.sleep(0.5)
     found, _ = check_liveness(samples, healed_at=0.0, bound_s=5.0)
     assert [v.check for v in found] == ["liveness"], samples
+    # The failure detectors see the cut: each node is suspected by the other side's two.
+    rows = net.status()
+    assert [r["suspected_by"] for r in rows] == [[2, 3], [2, 3], [0, 1], [0, 1]], rows
 
     assert main(["testnet", "heal", "--dir", str(testnet_dir)]) == 0
     stalled_at = samples[-1][1]
