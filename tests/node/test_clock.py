@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+from typing import Any
+
 import pytest
 import trio
 import trio.testing
@@ -11,6 +15,7 @@ from hypothesis import strategies as st
 from chain.block import EMPTY_CERTIFICATE, build_block, decode_block
 from node.app import ChainApp
 from node.clock import CLOCK_SKEW_MS_MAX, MedianTime, NodeClock, quorum_times, timestamp_problem
+from node.config import ConfigError, NodeConfig, load_config, parse_config, write_config
 from tests.node.cluster import (
     CHAIN_ID,
     GENESIS_TIME,
@@ -122,3 +127,26 @@ async def test_a_primary_with_a_skewed_clock_is_passed_by_a_view_change_and_neve
         assert header.timestamp < now_ms() + BOUND, height
         assert header.proposer != c.keys[0].address or header.timestamp <= now_ms()
     assert c.ledgers[1].block(1).header.timestamp > GENESIS_TIME
+
+
+def test_clock_skew_is_refused_unless_the_config_says_test_network_only(tmp_path: Path) -> None:
+    def parse(doc: dict[str, Any]) -> NodeConfig:
+        return parse_config(doc, tmp_path)
+
+    with pytest.raises(ConfigError, match=r"testing\.clock_skew_ms: a test-network fault"):
+        parse({"testing": {"clock_skew_ms": 30_000}})
+    config = parse({"testing": {"clock_skew_ms": -30_000, "test_network_only": True}})
+    assert config.testing.clock_skew_ms == -30_000
+    with pytest.raises(ConfigError, match=r"testing\.clock_skew_ms: at most"):
+        parse({"testing": {"clock_skew_ms": CLOCK_SKEW_MS_MAX + 1, "test_network_only": True}})
+    with pytest.raises(ConfigError, match=r"consensus\.tick_ms: expected a non-negative"):
+        parse({"consensus": {"tick_ms": -1}})  # only the skew may be negative
+    with pytest.raises(ConfigError, match=r"consensus\.timestamp_drift_ms_max: must be positive"):
+        parse({"consensus": {"timestamp_drift_ms_max": 0}})
+    with pytest.raises(ConfigError, match=r"p2p\.clock_sync_ms: must be positive"):
+        parse({"p2p": {"clock_sync_ms": 0}})
+    # A normal config file has no [testing] section; a skewed one round-trips.
+    write_config(NodeConfig(home=tmp_path))
+    assert "testing" not in (tmp_path / "config.toml").read_text()
+    write_config(dataclasses.replace(config, home=tmp_path))
+    assert load_config(tmp_path).testing == config.testing
