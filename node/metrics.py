@@ -52,6 +52,15 @@ class NodeMetrics:
         )
         self.noops = Counter("consensus_noop_deliveries", "Deliveries that did not extend the head",
                              namespace=ns, registry=r)
+        self.proposals_rejected = Counter(
+            "proposals_rejected", "Proposals this node's validity check refused", ["reason"],
+            namespace=ns, registry=r)
+        self.clock_median_offset = Gauge(
+            "clock_median_offset_seconds", "Validators' median time minus this node's clock",
+            namespace=ns, registry=r)
+        self.peer_clock_offset = Gauge(
+            "p2p_peer_clock_offset_seconds", "Each peer's clock minus ours (Cristian estimate)",
+            ["peer"], namespace=ns, registry=r)
         self.suspected_peers = Gauge("p2p_suspected_peers",
                                      "Peers this node's failure detector suspects",
                                      namespace=ns, registry=r)

@@ -196,6 +196,10 @@ class RpcNode:
         liveness: the node's :class:`node.liveness.NodeLiveness` (per-peer phi, confirmed
             suspicions), shown as ``liveness`` in ``status`` and ``net_info``.
         runtime: the contract runtime for ``call`` (None: contracts disabled).
+        clock: the node's :class:`node.clock_sync.NodeClockSync`: ``clock`` in ``status``
+            (``median_time_offset_ms``, ``median_time_source``, ``median_time_ms``,
+            ``timestamp_bound_ms``, ``clock_skew_ms``) and in ``net_info`` (per peer
+            ``offset_ms``, ``error_ms`` = rtt/2, ``rtt_ms``, ``age_ms``; drop counters).
     """
 
     def __init__(
@@ -213,6 +217,7 @@ class RpcNode:
         suspicions: Callable[[], list[int]] = list,
         runtime: Any = None,
         liveness: Any = None,
+        clock: Any = None,
     ) -> None:
         self.app = app
         self.genesis = genesis
@@ -226,6 +231,7 @@ class RpcNode:
         self.suspicions = suspicions
         self.liveness = liveness
         self.runtime = runtime
+        self.clock = clock
 
     def methods(self) -> dict[str, Callable[..., Awaitable[Any]]]:
         """Method name -> handler."""
@@ -285,6 +291,11 @@ class RpcNode:
             out["peers"] = [int(p) for p in self.peers.connected_peers()]
         if self.liveness is not None:
             out["liveness"] = self.liveness.to_json()
+        if self.clock is not None:
+            out["clock"] = self.clock.status()
+            if self.clock.clock.skew_ms:
+                out["clock_warning"] = (f"CLOCK SKEW of {self.clock.clock.skew_ms:+d} ms is ON at "
+                                        f"this node (test networks only)")
         return out
 
     async def health(self) -> dict[str, Any]:
@@ -456,6 +467,8 @@ class RpcNode:
             out.update({"n_peers": 0, "peers": [], "lamport": 0})
         if self.liveness is not None:
             out["liveness"] = self.liveness.to_json()
+        if self.clock is not None:
+            out["clock"] = self.clock.net_info()
         return out
 
     async def dump_consensus_state(self) -> dict[str, Any]:

@@ -4,7 +4,7 @@ Start-up order (each service reports ready through ``nursery.start`` before the 
 relies on it)::
 
     logging -> genesis + key -> LevelDB ledger -> WAL -> ChainApp -> engine (+ Byzantine
-    wrapper) -> PeerManager (p2p listener bound) -> gossip, heartbeats, block sync ->
+    wrapper) -> PeerManager (p2p listener bound) -> gossip, heartbeats, clock sync, block sync ->
     consensus driver (WAL restored) -> RPC API (Hypercorn, Trio worker)
 
 Data flow: consensus messages come from ``Kind.CONSENSUS`` into the driver; transactions
@@ -42,6 +42,8 @@ from chain.mempool import MempoolConfig, MempoolRejected
 from chain.vm.runtime import VMRuntime
 from node.api import build_app
 from node.app import ChainApp, block_digest
+from node.clock import NodeClock
+from node.clock_sync import build_clock_sync
 from node.config import NodeConfig, parse_host_port
 from node.driver import ConsensusDriver, DriverConfig
 from node.engines import EngineKit, build_engine, instance_tag_of, make_signing
@@ -166,6 +168,7 @@ async def _serve(config: NodeConfig, genesis: Genesis, key: Any, ledger: Ledger,
     metrics = NodeMetrics()
     kit_box: list[EngineKit] = []
     m = config.mempool
+    clock = NodeClock(config.testing.clock_skew_ms)  # what we stamp on blocks and tell peers
     app = ChainApp(
         genesis, ledger, key=key,
         mempool_config=MempoolConfig(tx_count_max=m.tx_count_max, bytes_max=m.bytes_max,
@@ -173,7 +176,7 @@ async def _serve(config: NodeConfig, genesis: Genesis, key: Any, ledger: Ledger,
                                      nonce_gap_max=m.nonce_gap_max, fee_min=m.fee_min),
         runtime=(vm := VMRuntime()),
         certificate_ok=lambda cert, value: kit_box[0].verify_commit(cert, value),
-        now_ms=_now_ms,
+        now_ms=clock.now_ms,
         block_txs_max=config.consensus.block_txs_max,
         block_bytes_max=config.consensus.block_bytes_max,
         timestamp_drift_ms_max=config.consensus.timestamp_drift_ms_max,
@@ -202,6 +205,8 @@ async def _serve(config: NodeConfig, genesis: Genesis, key: Any, ledger: Ledger,
     consensus_in = peers.subscribe(Kind.CONSENSUS)
     requests_in = peers.subscribe(Kind.REQUEST, drop_when_full=True)
     responses_in = peers.subscribe(Kind.RESPONSE, drop_when_full=True)
+    clocks = build_clock_sync(config, clock, node_id, genesis.n, peers)
+    app.median_time_ms = clocks.median.now_ms  # proposals are judged against the median
     gossip = GossipService(peers, TxGossip(GossipConfig(relay=False),
                                            _sha256))
     beat_interval = config.p2p.heartbeat_ms / 1000
@@ -271,6 +276,7 @@ async def _serve(config: NodeConfig, genesis: Genesis, key: Any, ledger: Ledger,
         stats = kit.inner.statistics()
         metrics.observe_view_changes(int(getattr(stats, "view_changes", 0)))
         liveness.update_metrics(metrics)
+        clocks.update_metrics(metrics, app.timestamp_rejections, app.invalid_proposals)
 
     metrics.refresh = refresh
 
@@ -286,7 +292,7 @@ async def _serve(config: NodeConfig, genesis: Genesis, key: Any, ledger: Ledger,
                  config.rpc.unsafe),
         driver=driver, peers=peers, gossip=gossip_tx, waiters=waiters, metrics=metrics,
         catching_up=lambda: sync.catching_up, suspicions=liveness.suspected, runtime=vm,
-        liveness=liveness,
+        liveness=liveness, clock=clocks,
     )
     asgi = build_app(Dispatcher(rpc.methods()), body_bytes_max=config.rpc.body_bytes_max,
                      block_feed=waiters.block_feed, metrics=metrics.render,
@@ -296,6 +302,7 @@ async def _serve(config: NodeConfig, genesis: Genesis, key: Any, ledger: Ledger,
         p2p_port = await nursery.start(peers.run)
         await nursery.start(gossip.run)
         await nursery.start(beats.run)
+        await nursery.start(clocks.service.run)
         await nursery.start(sync.run)
         await nursery.start(driver.run)
         nursery.start_soon(_consensus_reader, consensus_in, driver)
