@@ -308,3 +308,36 @@ def _digest_hex(msg: Any) -> str:
     if value is None:
         value = getattr(msg, "state_root", b"")
     return "0x" + bytes(value).hex()
+
+
+def pbft_evidence_service(node: int, validators: int, verifier: Any, instance_tag: bytes,
+                          peers: Any, metrics: Any, store: EvidenceStore) -> EvidenceService:
+    """The node's evidence service for PBFT evidence (the only engine that reports any).
+
+    Args:
+        node: this validator's id.
+        validators: ``n``; ``f = max_faulty(n)``.
+        verifier: checks validators' signatures.
+        instance_tag: the chain's consensus signature tag.
+        peers: the PeerManager (scores: an origin of bad evidence loses points).
+        metrics: :class:`node.metrics.NodeMetrics` (recorded and rejected counters).
+        store: where verified evidence goes.
+    """
+    from consensus.contract import max_faulty
+    from consensus.pbft.evidence import (
+        check_evidence,
+        decode_evidence,
+        encode_evidence,
+        evidence_key,
+    )
+
+    def penalize(peer: int, points: int, why: str) -> None:
+        metrics.evidence_rejected.inc()
+        peers.report(PeerId(peer), points, why)
+
+    return EvidenceService(
+        node, validators, max_faulty(validators), peers,
+        encode=encode_evidence, decode=decode_evidence,
+        check=lambda ev: check_evidence(ev, verifier, instance_tag), key_of=evidence_key,
+        store=store, penalize=penalize,
+        on_recorded=lambda ev: metrics.evidence_recorded.labels(ev.kind).inc())

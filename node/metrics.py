@@ -45,6 +45,18 @@ class NodeMetrics:
         self.peers = Gauge("p2p_peers", "Connected peers", namespace=ns, registry=r)
         self.evidence = Counter("consensus_evidence", "Evidence of misbehaviour seen", ["kind"],
                                 namespace=ns, registry=r)
+        self.evidence_recorded = Counter(
+            "consensus_evidence_recorded", "Evidence reliably delivered, verified and recorded",
+            ["kind"], namespace=ns, registry=r)
+        self.evidence_rejected = Counter(
+            "consensus_evidence_rejected", "Delivered evidence that did not verify", namespace=ns,
+            registry=r)
+        self.tx_held_back = Gauge("mempool_tx_held_back",
+                                  "Gossiped transactions held until their nonce is next",
+                                  namespace=ns, registry=r)
+        self.tx_held_back_dropped = Counter(
+            "mempool_tx_held_back_dropped", "Held-back transactions dropped (bounds, stale)",
+            namespace=ns, registry=r)
         self.block_processing = Histogram(
             "state_block_processing_seconds", "Time to execute and commit one block",
             namespace=ns, registry=r,

@@ -3,7 +3,7 @@
 Names and shapes follow what users of BFT nodes know (CometBFT): ``status``, ``health``,
 ``broadcast_tx_async|sync|commit``, ``block``, ``tx``, ``account``, ``validators``,
 ``net_info``, ``unconfirmed_txs``, ``num_unconfirmed_txs``, ``commit``, ``call``,
-``dump_consensus_state``. Parameters: transactions, hashes and addresses as ``0x`` hex
+``dump_consensus_state``, ``evidence``. Parameters: transactions, hashes and addresses as ``0x`` hex
 strings; heights as integers (or their decimal strings, as GET routes pass them;
 ``"latest"`` or no height means the head).
 
@@ -61,6 +61,7 @@ TX_REJECTED = -32010
 
 COMMIT_TIMEOUT_S_MAX = 120.0
 UNCONFIRMED_LIMIT_MAX = 1000
+EVIDENCE_LIMIT_MAX = 256
 BLOCK_FEED_QUEUE_MAX = 64
 
 
@@ -196,6 +197,9 @@ class RpcNode:
         liveness: the node's :class:`node.liveness.NodeLiveness` (per-peer phi, confirmed
             suspicions), shown as ``liveness`` in ``status`` and ``net_info``.
         runtime: the contract runtime for ``call`` (None: contracts disabled).
+        evidence: the :class:`node.evidence.EvidenceStore` of verified, reliably delivered
+            evidence (``evidence`` method; per-validator counts in ``status``).
+        tx_intake: the :class:`node.tx_intake.TxIntake` (hold-back counts in ``status``).
         clock: the node's :class:`node.clock_sync.NodeClockSync`: ``clock`` in ``status``
             (``median_time_offset_ms``, ``median_time_source``, ``median_time_ms``,
             ``timestamp_bound_ms``, ``clock_skew_ms``) and in ``net_info`` (per peer
@@ -217,6 +221,8 @@ class RpcNode:
         suspicions: Callable[[], list[int]] = list,
         runtime: Any = None,
         liveness: Any = None,
+        evidence: Any = None,
+        tx_intake: Any = None,
         clock: Any = None,
     ) -> None:
         self.app = app
@@ -231,6 +237,8 @@ class RpcNode:
         self.suspicions = suspicions
         self.liveness = liveness
         self.runtime = runtime
+        self.evidence_store = evidence
+        self.tx_intake = tx_intake
         self.clock = clock
 
     def methods(self) -> dict[str, Callable[..., Awaitable[Any]]]:
@@ -251,6 +259,7 @@ class RpcNode:
             "commit": self.commit,
             "call": self.call,
             "dump_consensus_state": self.dump_consensus_state,
+            "evidence": self.evidence,
         }
 
     # ------------------------------------------------------------------ info
@@ -296,7 +305,21 @@ class RpcNode:
             if self.clock.clock.skew_ms:
                 out["clock_warning"] = (f"CLOCK SKEW of {self.clock.clock.skew_ms:+d} ms is ON at "
                                         f"this node (test networks only)")
+        if self.evidence_store is not None:
+            out["evidence_by_validator"] = {str(v): n for v, n in self.evidence_store.counts().items()}
+        if self.tx_intake is not None:
+            out["tx_held_back"] = self.tx_intake.statistics()
         return out
+
+    async def evidence(self, limit: int | str = EVIDENCE_LIMIT_MAX) -> dict[str, Any]:
+        """Verified evidence of misbehaviour, newest first (at most ``limit``, bounded)."""
+        n = _height(limit, "limit") or 0
+        if self.evidence_store is None:
+            return {"total": 0, "by_validator": {}, "evidence": []}
+        store = self.evidence_store
+        return {"total": store.total,
+                "by_validator": {str(v): c for v, c in store.counts().items()},
+                "evidence": [r.to_json() for r in store.newest(min(n, EVIDENCE_LIMIT_MAX))]}
 
     async def health(self) -> dict[str, Any]:
         return {}

@@ -38,7 +38,7 @@ from chain.db.level import LevelDB
 from chain.genesis import Genesis, load_genesis
 from chain.keys import load_key_file
 from chain.ledger import CHECKPOINTS_ON_DEMAND, Ledger
-from chain.mempool import MempoolConfig, MempoolRejected
+from chain.mempool import MempoolConfig
 from chain.vm.runtime import VMRuntime
 from node.api import build_app
 from node.app import ChainApp, block_digest
@@ -47,6 +47,7 @@ from node.clock_sync import build_clock_sync
 from node.config import NodeConfig, parse_host_port
 from node.driver import ConsensusDriver, DriverConfig
 from node.engines import EngineKit, build_engine, instance_tag_of, make_signing
+from node.evidence import EvidenceStore, pbft_evidence_service
 from node.jsonrpc import Dispatcher
 from node.liveness import LivenessConfig, NodeLiveness
 from node.logs import close_logging, set_context, setup_logging
@@ -54,6 +55,7 @@ from node.metrics import NodeMetrics
 from node.rpc_methods import CommitWaiters, NodeInfo, RpcNode
 from node.snapshot_sync import build_snapshot_sync
 from node.sync import BlockSync
+from node.tx_intake import TxIntake
 from node.wal import WriteAheadLog
 from p2p import (
     GossipConfig,
@@ -266,7 +268,20 @@ async def _serve(config: NodeConfig, genesis: Genesis, key: Any, ledger: Ledger,
         waiters.on_commit(outcome)
 
     driver.commit_listeners.append(on_commit)
-    driver.on_evidence = lambda ev: metrics.evidence.labels(ev.kind).inc()
+    # Evidence is reliably broadcast to every validator and recorded once verified there.
+    evidence_store = EvidenceStore()
+    evidence = pbft_evidence_service(int(node_id), genesis.n, verifier,
+                                     instance_tag_of(genesis.chain_id), peers, metrics,
+                                     evidence_store)
+
+    def on_evidence(ev: Any) -> None:
+        metrics.evidence.labels(ev.kind).inc()
+        evidence.report(ev)
+
+    driver.on_evidence = on_evidence
+    # Gossiped transactions reach the mempool in each sender's nonce order.
+    intake = TxIntake(app, gossip, metrics)
+    driver.commit_listeners.append(intake.on_commit)
 
     def refresh() -> None:
         metrics.height.set(app.head.height)
@@ -292,7 +307,7 @@ async def _serve(config: NodeConfig, genesis: Genesis, key: Any, ledger: Ledger,
                  config.rpc.unsafe),
         driver=driver, peers=peers, gossip=gossip_tx, waiters=waiters, metrics=metrics,
         catching_up=lambda: sync.catching_up, suspicions=liveness.suspected, runtime=vm,
-        liveness=liveness, clock=clocks,
+        liveness=liveness, evidence=evidence_store, tx_intake=intake, clock=clocks,
     )
     asgi = build_app(Dispatcher(rpc.methods()), body_bytes_max=config.rpc.body_bytes_max,
                      block_feed=waiters.block_feed, metrics=metrics.render,
@@ -306,7 +321,8 @@ async def _serve(config: NodeConfig, genesis: Genesis, key: Any, ledger: Ledger,
         await nursery.start(sync.run)
         await nursery.start(driver.run)
         nursery.start_soon(_consensus_reader, consensus_in, driver)
-        nursery.start_soon(_gossip_reader, gossip, app, metrics)
+        await nursery.start(evidence.run)
+        await nursery.start(intake.run)
         await nursery.start(liveness.run, beats.received,
                             lambda peer, beat: sync.observe_height(peer, beat.height))
         rpc_port = await nursery.start(_serve_api, asgi, config.rpc.listen)
@@ -319,16 +335,6 @@ async def _serve(config: NodeConfig, genesis: Genesis, key: Any, ledger: Ledger,
 async def _consensus_reader(channel: Any, driver: ConsensusDriver) -> None:
     async for peer, _kind, _lamport, payload in channel:
         await driver.receive(int(peer), payload)
-
-
-async def _gossip_reader(gossip: GossipService, app: ChainApp, metrics: NodeMetrics) -> None:
-    async for peer, raw in gossip.delivered:
-        try:
-            app.admit(raw)
-        except MempoolRejected as e:
-            metrics.mempool_failed.labels(e.reason.value).inc()
-            continue
-        await gossip.submit(raw, origin=peer)
 
 
 async def _serve_api(asgi: Any, listen: str, *,

@@ -95,6 +95,10 @@ class SenderFifo(Generic[T]):
     def __len__(self) -> int:
         return len(self._age)
 
+    def holds(self, sender: bytes) -> bool:
+        """True if some transaction of ``sender`` is held back."""
+        return sender in self._held
+
     def offer(self, sender: bytes, nonce: int, item: T) -> list[T]:
         """Offer ``item``, ``sender``'s transaction with ``nonce``.
 

@@ -1,0 +1,149 @@
+"""Gossiped transactions into the mempool, each sender's in nonce order.
+
+Theory of operation
+-------------------
+:class:`TxIntake` sits between the gossip service's ``delivered`` channel and mempool
+admission. For each transaction a peer gossiped it decodes once, checks the signature once
+(the result is cached on the transaction, so the mempool does not verify it again; a
+forgery is refused here, so it can neither occupy the hold-back nor pose as another
+sender's predecessor), then offers it to a :class:`p2p.tx_order.SenderFifo`: the sender's
+nonce ``k`` is released only after ``k - 1`` was released here, or is already used at the
+head, or pending in the mempool (the FIFO's ``next_nonce`` oracle: head nonce, then the
+sender's contiguous pending run). Released transactions are admitted in nonce order and,
+once admitted, gossiped on. So a sender's transactions sent in any order reach the
+mempool in nonce order, and the mempool's gap rule (``nonce_gap_max``) no longer refuses
+a transaction merely because gossip reordered it.
+
+After each committed block (:meth:`on_commit`, the driver's commit listener) the senders
+with held transactions are advanced to their head nonce; what that releases goes through
+the ``released`` channel (bounded, ``released_max``; overflow counted) to the same
+admission path.
+
+Bounds: those of the FIFO (``held_max``, ``held_per_sender_max``, oldest dropped and
+counted in the ``mempool_tx_held_back_dropped`` metric) and ``released_max``.
+
+Who calls it: :mod:`node.runtime` (``run`` in the node's nursery, ``on_commit`` as a
+commit listener).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import trio
+
+from chain.errors import DecodeError
+from chain.mempool import MempoolRejected, RejectReason
+from chain.tx import Transaction, decode_transaction
+from node.app import ApplyOutcome, ChainApp
+from node.metrics import NodeMetrics
+from p2p import GossipService, PeerId
+from p2p.tx_order import SenderFifo
+
+__all__ = ["TxIntake"]
+
+log = logging.getLogger("phalanx.node.tx_intake")
+
+_Item = tuple[PeerId, bytes, Transaction]
+
+
+class TxIntake:
+    """Causal (per-sender nonce order) admission of gossiped transactions.
+
+    Args:
+        app: the chain application (ledger head, mempool).
+        gossip: the gossip service (its ``delivered`` channel is read here).
+        metrics: the node's metrics.
+        held_max / held_per_sender_max: hold-back bounds (see :class:`SenderFifo`).
+        released_max: bound of the channel that carries releases made by commits.
+    """
+
+    def __init__(self, app: ChainApp, gossip: GossipService, metrics: NodeMetrics, *,
+                 held_max: int = 4096, held_per_sender_max: int = 64,
+                 released_max: int = 1024) -> None:
+        self.app = app
+        self.gossip = gossip
+        self.metrics = metrics
+        self.fifo: SenderFifo[_Item] = SenderFifo(self.next_nonce, held_max=held_max,
+                                                  held_per_sender_max=held_per_sender_max)
+        self._released_send, self._released = trio.open_memory_channel[_Item](released_max)
+        self.released_dropped = 0
+        self._dropped_seen = 0
+        self._holding = False
+
+    def next_nonce(self, sender: bytes) -> int:
+        """The sender's first nonce neither used at the head nor pending in the mempool."""
+        nonce = int(self.app.ledger.account(sender).nonce)
+        pending = self.app.mempool.pending(sender)
+        for tx in pending:
+            if tx.nonce == nonce:
+                nonce += 1
+            elif tx.nonce > nonce:
+                break
+        return nonce
+
+    def on_commit(self, outcome: ApplyOutcome) -> None:
+        """Driver commit listener: release held transactions whose predecessors committed."""
+        block = outcome.block
+        if block is None or not len(self.fifo):
+            return
+        senders = {tx.sender_address for tx in block.transactions}
+        for sender in senders:
+            if not self.fifo.holds(sender):
+                continue
+            head_nonce = int(self.app.ledger.account(sender).nonce)
+            for item in self.fifo.advance(sender, head_nonce):
+                try:
+                    self._released_send.send_nowait(item)
+                except trio.WouldBlock:
+                    self.released_dropped += 1
+        self._observe()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Admit gossiped transactions in per-sender nonce order until cancelled."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._released_loop)
+            task_status.started()
+            async for peer, raw in self.gossip.delivered:
+                try:
+                    tx = decode_transaction(raw)
+                except DecodeError:
+                    self.metrics.mempool_failed.labels(RejectReason.BAD_ENCODING.value).inc()
+                    continue
+                if not tx.verify_signature():
+                    self.metrics.mempool_failed.labels(RejectReason.BAD_SIGNATURE.value).inc()
+                    continue
+                for item in self.fifo.offer(tx.sender_address, int(tx.nonce), (peer, raw, tx)):
+                    await self._admit(item)
+                if len(self.fifo) or self._holding:
+                    self._observe()
+
+    async def _released_loop(self) -> None:
+        async for item in self._released:
+            await self._admit(item)
+
+    async def _admit(self, item: _Item) -> None:
+        peer, raw, tx = item
+        try:
+            self.app.admit(tx)
+        except MempoolRejected as e:
+            self.metrics.mempool_failed.labels(e.reason.value).inc()
+            return
+        await self.gossip.submit(raw, origin=peer)
+
+    def _observe(self) -> None:
+        self._holding = bool(len(self.fifo))
+        stats = self.fifo.statistics()
+        self.metrics.tx_held_back.set(stats.held)
+        dropped = stats.dropped_full + stats.dropped_stale + self.released_dropped
+        if dropped > self._dropped_seen:
+            self.metrics.tx_held_back_dropped.inc(dropped - self._dropped_seen)
+            self._dropped_seen = dropped
+
+    def statistics(self) -> dict[str, Any]:
+        """Hold-back sizes and counters (for ``status``)."""
+        s = self.fifo.statistics()
+        return {"held": s.held, "senders_held": s.senders_held, "held_total": s.held_total,
+                "dropped_full": s.dropped_full, "dropped_stale": s.dropped_stale,
+                "released_dropped": self.released_dropped}
