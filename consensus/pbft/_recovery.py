@@ -4,7 +4,8 @@ Theory of operation
 -------------------
 Networks drop messages, so every ``retransmit_ticks`` a replica re-sends (never re-signs)
 its own messages for unfinished sequence numbers of the current view (at most
-``retransmit_slots_max``), its view change while waiting for a new view, its unstable
+``retransmit_slots_max``; a primary's pre-prepare, which carries the value, only to replicas
+whose matching prepare or commit it does not hold), its view change while waiting for a new view, its unstable
 checkpoints and its pending requests, and broadcasts a signed ``Status``. A peer that is
 ahead answers a ``Status`` (at most once per ``retransmit_ticks`` per peer) with
 
@@ -29,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from consensus.contract import ALL, ConsensusBug, InvalidMessage, Output
+from consensus.contract import ALL, ConsensusBug, InvalidMessage, NodeId, Output
 from consensus.pbft._core import Phase, ReplicaCore
 from consensus.pbft._log import Committed, Slot
 from consensus.pbft._proofs import check_committed_proof
@@ -64,13 +65,14 @@ class RecoveryMixin(ReplicaCore):
                 if seq <= self.last_executed or slot.view != self.view:
                     continue
                 mine: list[PbftMessage] = []
-                if slot.pre_prepare is not None and slot.pre_prepare.sender == self.node_id:
-                    mine.append(slot.pre_prepare)
+                pp = slot.pre_prepare
+                if pp is not None and pp.sender == self.node_id:
+                    self._resend_pre_prepare(slot, pp, out)
+                    mine.append(pp)
                 for vote in (slot.prepares.get(self.node_id), slot.commits.get(self.node_id)):
                     if vote is not None:
                         mine.append(vote)
-                for m in mine:
-                    out.send.append((ALL, m))
+                        out.send.append((ALL, vote))
                 sent += 1 if mine else 0
         elif self._my_vc is not None and self._my_vc.new_view == self.view:
             out.send.append((ALL, self._my_vc))
@@ -79,6 +81,23 @@ class RecoveryMixin(ReplicaCore):
             out.send.append((ALL, c))
         status = self._sign(Status(self.view, self.last_executed, self.low, self.node_id))
         out.send.append((ALL, status))
+
+    def _resend_pre_prepare(self, slot: Slot, pp: PrePrepare, out: Output) -> None:
+        """Re-send our pre-prepare (it carries the whole value) only where it may be missing.
+
+        A replica whose prepare or commit for this digest we hold has the pre-prepare: the
+        value, often the largest message by far, is not sent to it again. To everyone when
+        nobody has answered yet (one broadcast, as before).
+        """
+        have = {s for s, v in slot.prepares.items() if v.digest == pp.digest}
+        have.update(s for s, v in slot.commits.items() if v.digest == pp.digest)
+        have.discard(self.node_id)
+        if not have:
+            out.send.append((ALL, pp))
+            return
+        for peer in range(self.config.n):
+            if peer != self.node_id and peer not in have:
+                out.send.append((NodeId(peer), pp))
 
     def _on_status(self, st: Status, out: Output) -> None:
         if st.last_executed >= self.last_executed and st.view >= self.view:
