@@ -69,11 +69,16 @@ class PhiAccrualFailureDetector(HeartbeatDetectorBase):
         pause_ticks: extra silence always tolerated (added to the mean, like Akka's
             acceptable heartbeat pause).
         epoch: our incarnation number.
+        skip_outage_intervals: do not learn the interval ended by the first heartbeat of a
+            suspected peer (as Akka does): an outage, e.g. a crash and restart, says
+            nothing about the link, and would otherwise stretch that peer's effective
+            timeout for the next ``window_max`` heartbeats.
     """
 
     def __init__(self, node_id: NodeId, peers: Iterable[NodeId], heartbeat_ticks: int,
                  threshold: float = 8.0, window_max: int = 100, std_ticks_min: float = 1.0,
-                 pause_ticks: int = 0, epoch: int = 0) -> None:
+                 pause_ticks: int = 0, epoch: int = 0,
+                 skip_outage_intervals: bool = False) -> None:
         if heartbeat_ticks < 1 or threshold <= 0 or window_max < 2 or std_ticks_min <= 0 \
                 or pause_ticks < 0:
             raise ValueError("need heartbeat_ticks >= 1, threshold > 0, window_max >= 2, "
@@ -83,6 +88,7 @@ class PhiAccrualFailureDetector(HeartbeatDetectorBase):
         self.window_max = window_max
         self.std_ticks_min = std_ticks_min
         self.pause_ticks = pause_ticks
+        self.skip_outage_intervals = skip_outage_intervals
         prior = [float(heartbeat_ticks)] * 2
         self._intervals: dict[NodeId, deque[float]] = {
             p: deque(prior, maxlen=window_max) for p in self.peers}
@@ -147,6 +153,8 @@ class PhiAccrualFailureDetector(HeartbeatDetectorBase):
         return self.phi_of(peer) >= self.threshold
 
     def _on_arrival(self, peer: NodeId, now: int) -> None:
+        if self.skip_outage_intervals and peer in self._suspected:
+            return                        # the end of an outage, not a sample of the link
         if peer in self._last_stamp:      # the first arrival has no interval before it
             self._add_interval(peer, float(now - self._last_heard.get(peer, now)))
 

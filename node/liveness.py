@@ -10,7 +10,9 @@ received is handed to :meth:`NodeLiveness.run`, which
 1. feeds a sans-IO :class:`~consensus.phi_detector.PhiAccrualFailureDetector` (on the same
    :class:`~consensus.failure_detector.HeartbeatDetectorBase` as the Paxos election's
    detector): ``Tick(arrival tick)`` then ``Receive(peer, Heartbeat)``. A Trio timer ticks
-   it every ``check_ms`` as well, so a silent peer's phi grows and crosses the threshold;
+   it every ``check_ms`` as well, so a silent peer's phi grows and crosses the threshold.
+   The silence that ends a suspicion (a crash and restart) is not learnt as an interval,
+   so a restart does not slow the detection of the next crash;
 2. feeds the detector's ``Suspect`` / ``Trust`` events, and each peer's report, to a sans-IO
    :class:`~consensus.suspicion_gossip.SuspicionGossip`, which *confirms* a suspicion once
    ``quorum = f + 1`` validators (this one included) report it: at least one of them is
@@ -247,6 +249,7 @@ class NodeLiveness:
             threshold=c.phi_threshold, window_max=c.window_max,
             std_ticks_min=float(c.ticks(c.std_ms_min)),
             pause_ticks=c.ticks(c.pause_ms) if c.pause_ms else 0,
+            skip_outage_intervals=True,
         )
         self.gossip = SuspicionGossip(self.node_id, members_, quorum, rng)
         self._arrivals: dict[NodeId, int] = dict.fromkeys(self.detector.peers, 0)

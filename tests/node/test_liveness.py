@@ -265,6 +265,35 @@ async def test_a_restarted_reporter_replaces_its_pre_crash_report(
         nursery.cancel_scope.cancel()
 
 
+async def test_an_outage_does_not_slow_the_detection_of_the_next_crash(
+        autojump_clock: trio.testing.MockClock) -> None:
+    hub = Hub(4)
+    async with trio.open_nursery() as nursery:
+        nodes = [await hub.start(nursery, i) for i in range(4)]
+        nursery.start_soon(hub.beat_forever)
+        await trio.sleep(10)
+        took, timeouts = [], []
+
+        def timeout_of_3() -> int:
+            return next(p.timeout_ms for p in nodes[0].peers() if p.peer == 3)
+
+        for boot_ms in (50_000, 100_000):
+            timeouts.append(timeout_of_3())
+            hub.kill(3)
+            took.append(await _wait("3 suspected", lambda: nodes[0].suspected() == [3]))
+            await trio.sleep(30)                  # a long outage, then a restart
+            await hub.start(nursery, 3, boot_ms=boot_ms)
+            await _wait("3 trusted", lambda: nodes[0].suspected() == [], 2)
+            await trio.sleep(10)
+        timeouts.append(timeout_of_3())
+        hub.kill(3)
+        took.append(await _wait("3 suspected", lambda: nodes[0].suspected() == [3]))
+        # Learning the 30 s gaps would have stretched the timeout to over 10 s.
+        assert max(timeouts) - min(timeouts) <= 100, timeouts
+        assert max(took) <= timeouts[0] / 1000 + 0.2, took
+        nursery.cancel_scope.cancel()
+
+
 async def test_bad_heartbeats_are_dropped_and_counted_and_the_rest_go_on(
         autojump_clock: trio.testing.MockClock) -> None:
     node = NodeLiveness(0, range(4), quorum=2, config=CONFIG, boot_ms=1, rng=random.Random(0))
