@@ -10,8 +10,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import trio
 
-from chain.checkpoint import Snapshot, install_snapshot
+from chain.checkpoint import Snapshot, install_snapshot, prune_below_stable
 from chain.db import KeyValueDB, MemoryDB
 from chain.ledger import CHECKPOINTS_ON_DEMAND, Head, NotFound
 from consensus.contract import NodeId
@@ -31,6 +32,7 @@ from node.snapshot_sync import (
     encode_snapshot_response,
     pbft_proof_checker,
 )
+from node.sync import BlockSync
 from tests.chain.chaingen import ChainGen
 
 N = 4
@@ -256,3 +258,41 @@ def test_codecs_round_trip_and_reject_malformed() -> None:
     for bad in (b"", b"\xc3\x01\x01\x01", b"\xc4\x01\x01\xc1\x01"):
         with pytest.raises(SnapshotSyncError):
             decode_snapshot_response(bad)
+
+
+async def test_block_sync_hands_over_to_a_snapshot_when_the_peer_pruned_and_continues() -> None:
+    c = Chains()
+    assert prune_below_stable(c.source, 12, 1) == 11  # the laggard's next block (4) is gone
+    channels = {
+        (peer, kind): trio.open_memory_channel[Any](16) for peer in (1, 2) for kind in ("request", "response")
+    }
+
+    def sender(me: int) -> Callable[[int, str, bytes], Awaitable[None]]:
+        async def send(peer: int, kind: str, payload: bytes) -> None:
+            await channels[(peer, kind)][0].send((me, kind, 0, payload))
+
+        return send
+
+    async def apply(items: list[tuple[Any, Any]]) -> None:
+        for block, cert in items:
+            result = c.gen.executor.apply_block(c.laggard.state(), block)
+            c.laggard.commit_block(block, cert, result)
+
+    async def never(items: list[tuple[Any, Any]]) -> None:
+        raise AssertionError("the serving peer applies nothing")
+
+    serving = BlockSync(c.source, never, sender(1), channels[(1, "request")][1],
+                        channels[(1, "response")][1], snapshot_server=c.server())  # fmt: skip
+    behind = BlockSync(c.laggard, apply, sender(2), channels[(2, "request")][1],
+                       channels[(2, "response")][1], snapshot_fetcher=c.fetcher(), lag_blocks=1)  # fmt: skip
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serving.run)
+        await nursery.start(behind.run)
+        behind.observe_height(1, c.source.height)
+        with trio.fail_after(20):
+            while c.laggard.height < c.source.height:
+                await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    assert c.installed == [(12, 40)]
+    assert c.laggard.head == c.source.head and c.laggard.floor == 12
+    assert behind.blocks_fetched == 2 and c.penalised == []
