@@ -74,6 +74,7 @@ from chain.ledger import Head, Ledger
 
 __all__ = [
     "GET_SNAPSHOT",
+    "Request",
     "SnapshotFetcher",
     "SnapshotServer",
     "SnapshotSyncError",

@@ -17,6 +17,7 @@ from chain.ledger import NotFound
 from consensus.pbft import CheckpointProof, decode_record
 from node.engines import make_signing
 from node.snapshot_sync import (
+    Request,
     SnapshotFetcher,
     SnapshotServer,
     StableCheckpointKeeper,
@@ -35,7 +36,7 @@ def _keep(c: Cluster, i: int, retain: int) -> None:
     driver.on_stable_checkpoint = StableCheckpointKeeper(c.ledgers[i], driver.run_blocking, retain)
 
 
-def _serve_from(c: Cluster, i: int) -> Callable[..., object]:
+def _serve_from(c: Cluster, i: int) -> Request:
     server = SnapshotServer(c.ledgers[i], trio.current_time)
 
     async def request(peer: int, build: Callable[[int], bytes]) -> bytes | None:
