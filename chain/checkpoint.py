@@ -39,8 +39,17 @@ and, when given, a trusted checkpoint digest (from a stable PBFT checkpoint) —
 writes anything, then installs the state, the head block and the head in one batch, so the
 node continues from the checkpoint without replaying from genesis.
 
+On-demand checkpoints: a ledger opened with ``checkpoint_interval=CHECKPOINTS_ON_DEMAND``
+makes no checkpoints by itself; the node's consensus driver calls
+:meth:`chain.ledger.Ledger.checkpoint_head` at every PBFT checkpoint seq, so a ledger
+checkpoint's digest is exactly what 2f+1 validators sign. Their proof (opaque bytes here) is
+kept next to the checkpoint (:meth:`Ledger.store_checkpoint_proof`), travels with the
+snapshot, and :func:`install_snapshot` stores it with the restored state.
+
 Pruning (:func:`prune`) deletes blocks, certificates, receipts, tx index entries and old
-checkpoint records below ``head - retention + 1``, never at or above the latest checkpoint.
+checkpoint records below ``head - retention + 1``, never at or above the latest checkpoint;
+:func:`prune_below_stable` does the same below ``stable height - retain_blocks`` (the node's
+``[storage] retain_blocks``). Checkpoint proofs go with their heights.
 Reads below the floor raise :class:`~chain.ledger.Pruned`.
 
 Callers: the ledger (checkpoint records), the node (export to / restore from peers, pruning),
