@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,6 +20,7 @@ from consensus.contract import NodeId
 from consensus.pbft import CheckpointProof, PbftConfig, decode_record
 from consensus.pbft.messages import Checkpoint, sign_message
 from consensus.signing import Ed25519Signer, Ed25519Verifier
+from node.config import ConfigError, StorageSection, load_config, parse_config, write_config
 from node.snapshot_sync import (
     SnapshotFetcher,
     SnapshotPart,
@@ -296,3 +298,21 @@ async def test_block_sync_hands_over_to_a_snapshot_when_the_peer_pruned_and_cont
     assert c.installed == [(12, 40)]
     assert c.laggard.head == c.source.head and c.laggard.floor == 12
     assert behind.blocks_fetched == 2 and c.penalised == []
+
+
+def test_storage_config_is_validated_and_round_trips(tmp_path: Path) -> None:
+    config = parse_config({"storage": {"retain_blocks": 7}}, tmp_path)
+    assert config.storage == StorageSection(retain_blocks=7)
+    write_config(config)
+    assert load_config(tmp_path).storage.retain_blocks == 7
+    assert parse_config({}, tmp_path).storage.retain_blocks == 0  # keep everything by default
+    bad = [
+        ({"retain_blocks": -1}, "storage.retain_blocks"),
+        ({"retain_blocks": "10"}, "storage.retain_blocks"),
+        ({"retain": 10}, "storage.retain: unknown key"),
+        ({"snapshot_chunks_per_s": 0}, "storage.snapshot_chunks_per_s: must be positive"),
+        ({"snapshot_chunk_bytes_max": 8 * 1024 * 1024}, "at most half of p2p.frame_bytes_max"),
+    ]
+    for storage, message in bad:
+        with pytest.raises(ConfigError, match=message):
+            parse_config({"storage": storage}, tmp_path)
