@@ -150,3 +150,37 @@ def test_clock_skew_is_refused_unless_the_config_says_test_network_only(tmp_path
     assert "testing" not in (tmp_path / "config.toml").read_text()
     write_config(dataclasses.replace(config, home=tmp_path))
     assert load_config(tmp_path).testing == config.testing
+
+
+def test_clock_sync_renders_peer_offsets_and_moves_the_rejection_counters(tmp_path: Path) -> None:
+    from chain.keys import PrivateKey
+    from node.clock_sync import build_clock_sync
+    from node.metrics import NodeMetrics
+    from p2p.clocksync import OffsetEstimate
+    from p2p.messages import PeerId
+    from p2p.peers import PeerInfo, PeerManager
+
+    keys = [PrivateKey.from_seed(bytes([i + 1]) * 32) for i in range(4)]
+    book = [PeerInfo(PeerId(i), k.public_key.raw) for i, k in enumerate(keys)]
+    peers = PeerManager(PeerId(0), keys[0].seed, book)
+    config = parse_config({"testing": {"clock_skew_ms": 5, "test_network_only": True}}, tmp_path)
+    clocks = build_clock_sync(config, NodeClock(5), 0, 4, peers)
+    clocks.service._monotonic = lambda: 100.0
+    assert clocks.status()["median_time_source"] == "local-clock"
+    for peer, off in ((1, 40_000.0), (2, -20_000.0)):
+        clocks.service.table.observe(OffsetEstimate(peer, off, 1_500.0, 3_000), now=99.5)
+    info = clocks.net_info()
+    assert info["peers"] == {
+        "1": {"offset_ms": 40.0, "error_ms": 1.5, "rtt_ms": 3.0, "age_ms": 500},
+        "2": {"offset_ms": -20.0, "error_ms": 1.5, "rtt_ms": 3.0, "age_ms": 500},
+    }
+    assert info["median_time_offset_ms"] == 0.0  # lower median of {-20, 0, 40} ms
+    assert clocks.status()["median_time_source"] == "validators"
+    assert clocks.status()["clock_skew_ms"] == 5
+    metrics = NodeMetrics()
+    clocks.update_metrics(metrics, timestamp_rejections=2, invalid_total=3)
+    clocks.update_metrics(metrics, timestamp_rejections=5, invalid_total=6)
+    text = metrics.render().decode()
+    assert 'phalanx_proposals_rejected_total{reason="timestamp"} 5.0' in text
+    assert 'phalanx_proposals_rejected_total{reason="other"} 1.0' in text
+    assert 'phalanx_p2p_peer_clock_offset_seconds{peer="1"} 0.04' in text
