@@ -20,8 +20,9 @@ carrying the block at that height and its commit certificate) and the stored pro
 snapshot is exported once per checkpoint (in a worker thread) and cached; an export that
 raced a commit does not match its own root and is retried. A snapshot larger than
 ``snapshot_bytes_max`` is not served; each peer gets at most ``snapshot_chunks_per_s`` chunks
-a second (a token bucket; requests over the rate are dropped). ``count == 0`` means "no
-snapshot with a proof here".
+a second (a token bucket; requests over the rate are dropped; fetchers pace their chunk
+requests at the same rate and retry a chunk whose request timed out). ``count == 0`` means
+"no snapshot with a proof here".
 
 **Fetching** (:class:`SnapshotFetcher`). When block sync learns that a peer no longer has
 the blocks we need (its floor is above our next height), it asks peers, most advanced
@@ -58,6 +59,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import rlp
+import trio
 
 from chain.checkpoint import (
     SNAPSHOT_ENTRIES_MAX,
@@ -359,18 +361,24 @@ class SnapshotFetcher:
         run_blocking: runs the snapshot verification off the Trio thread.
         snapshot_bytes_max: bound on the bytes received for one snapshot.
         entries_max: bound on the entries a manifest may declare.
+        chunk_interval_s: pause between chunk requests (``1 / snapshot_chunks_per_s``, so
+            a server with the same rate never drops our requests).
+        chunk_attempts_max: requests per chunk before giving up on a peer (a dropped
+            request times out).
     """
 
     def __init__(
         self,
         ledger: Ledger,
         check_proof: Callable[[bytes], VerifiedProof | None],
-        install: Callable[[Snapshot, VerifiedProof], Awaitable[Head]],
+        install: Callable[[Snapshot, VerifiedProof], Awaitable[Head | None]],
         *,
         penalize: Callable[[int, str], None] = lambda peer, reason: None,
         run_blocking: Callable[..., Awaitable[Any]] | None = None,
         snapshot_bytes_max: int = 256 * 1024 * 1024,
         entries_max: int = SNAPSHOT_ENTRIES_MAX,
+        chunk_interval_s: float = 0.0,
+        chunk_attempts_max: int = 3,
     ) -> None:
         self.ledger = ledger
         self._check_proof = check_proof
@@ -379,6 +387,8 @@ class SnapshotFetcher:
         self._run = run_blocking
         self.snapshot_bytes_max = snapshot_bytes_max
         self.entries_max = entries_max
+        self.chunk_interval_s = chunk_interval_s
+        self.chunk_attempts_max = chunk_attempts_max
         self.installed = 0
         self.last_installed: tuple[int, int] | None = None  # (height, seq)
         self.rejected = 0
@@ -417,7 +427,12 @@ class SnapshotFetcher:
         chunks = [first.chunk]
         received = len(first.chunk)
         for index in range(1, first.count):
-            part = await self._ask(request, peer, first.height, index)
+            part = None
+            for _ in range(self.chunk_attempts_max):
+                await trio.sleep(self.chunk_interval_s)
+                part = await self._ask(request, peer, first.height, index)
+                if part is not None:
+                    break
             if part is None:
                 log.info("peer %s stopped answering at snapshot chunk %d", peer, index)
                 return False
@@ -441,6 +456,8 @@ class SnapshotFetcher:
         if snapshot.height <= self.ledger.height:
             return False  # block sync got there meanwhile
         head = await self._install(snapshot, proof)
+        if head is None:
+            return True  # consensus or block sync got past it meanwhile: nothing to install
         self.installed += 1
         self.last_installed = (head.height, proof.seq)
         log.info("snapshot sync: installed the snapshot at height %d (checkpoint seq %d) from "
@@ -450,15 +467,20 @@ class SnapshotFetcher:
         return True
 
 
-def make_installer(driver: Any) -> Callable[[Snapshot, VerifiedProof], Awaitable[Head]]:
-    """The install step for :class:`SnapshotFetcher`, run in ``driver``'s engine task."""
+def make_installer(driver: Any) -> Callable[[Snapshot, VerifiedProof], Awaitable[Head | None]]:
+    """The install step for :class:`SnapshotFetcher`, run in ``driver``'s engine task.
+
+    Returns None (installing nothing) when the head reached the snapshot's height meanwhile.
+    """
     from consensus.contract import Applied, NodeId, Receive
     from node.app import LedgerStateView
 
     app = driver.app
 
-    async def install(snapshot: Snapshot, proof: VerifiedProof) -> Head:
-        async def in_engine_task() -> Head:
+    async def install(snapshot: Snapshot, proof: VerifiedProof) -> Head | None:
+        async def in_engine_task() -> Head | None:
+            if app.ledger.height >= snapshot.height:
+                return None
             head: Head = await driver.run_blocking(functools.partial(
                 install_snapshot, app.ledger, snapshot,
                 trusted_digest=proof.digest, proof=proof.encoded))
@@ -470,7 +492,7 @@ def make_installer(driver: Any) -> Callable[[Snapshot, VerifiedProof], Awaitable
                 await driver.step(Receive(NodeId(int(checkpoint.sender)), checkpoint))
             return head
 
-        result: Head = await driver.call_in_engine_task(in_engine_task)
+        result: Head | None = await driver.call_in_engine_task(in_engine_task)
         return result
 
     return install
@@ -536,5 +558,6 @@ def build_snapshot_sync(
         ledger, pbft_proof_checker(kit, verifier), make_installer(driver),
         penalize=penalize, run_blocking=driver.run_blocking,
         snapshot_bytes_max=storage.snapshot_bytes_max,
+        chunk_interval_s=1 / storage.snapshot_chunks_per_s,
     )  # fmt: skip
     return server, fetcher

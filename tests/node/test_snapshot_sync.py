@@ -316,3 +316,25 @@ def test_storage_config_is_validated_and_round_trips(tmp_path: Path) -> None:
     for storage, message in bad:
         with pytest.raises(ConfigError, match=message):
             parse_config({"storage": storage}, tmp_path)
+
+
+async def test_fetcher_retries_a_chunk_whose_request_went_unanswered() -> None:
+    c = Chains()
+    honest = _peer(c.server())
+    asked: list[int] = []
+
+    def flaky(rid: int, payload: bytes) -> bytes | None:
+        _, _, index = decode_snapshot_request(payload)
+        asked.append(index)
+        return None if asked.count(index) == 1 and index > 0 else honest(rid, payload)
+
+    fetcher = c.fetcher(chunk_attempts_max=2)
+    assert await fetcher.fetch(_network({1: flaky}), [1])
+    assert c.installed == [(12, 40)] and c.penalised == []
+    assert all(asked.count(i) == 2 for i in set(asked) if i > 0)
+    # With one attempt per chunk, the same peer is given up on (and not blamed).
+    c2 = Chains()
+    asked.clear()
+    honest = _peer(c2.server())
+    assert not await c2.fetcher(chunk_attempts_max=1).fetch(_network({1: flaky}), [1])
+    assert c2.penalised == [] and c2.laggard.height == 3
