@@ -255,6 +255,7 @@ class NodeLiveness:
         self._arrivals: dict[NodeId, int] = dict.fromkeys(self.detector.peers, 0)
         self._heard_at: dict[NodeId, int] = {}
         self._now = 0
+        self._first_tick: int | None = None
         self._beats = self._bad_beats = 0
 
     # -- what we send --------------------------------------------------------------------
@@ -273,6 +274,8 @@ class NodeLiveness:
     def tick(self, now: int) -> None:
         """Advance the detector to tick ``now`` (suspicions of silent peers happen here)."""
         self._now = max(self._now, now)
+        if self._first_tick is None:
+            self._first_tick = now
         self._on_detector(self.detector.step(Tick(now)).events)
 
     def observe(self, peer: int, tick: int, status: bytes) -> Beat | None:
@@ -334,9 +337,11 @@ class NodeLiveness:
         for ev in events:
             peer = int(ev.node)
             if isinstance(ev, Suspect):
-                log.warning("peer %d suspected: phi %.1f >= %g after %d ms of silence",
-                            peer, self.detector.phi_of(ev.node), self.config.phi_threshold,
-                            self._silence_ms(ev.node) or 0)
+                silence = self._silence_ms(ev.node)
+                since = (f"{silence} ms of silence" if silence is not None else
+                         f"{self._ms(self._now - (self._first_tick or 0))} ms without a word")
+                log.warning("peer %d suspected: phi %.1f >= %g after %s", peer,
+                            self.detector.phi_of(ev.node), self.config.phi_threshold, since)
             else:
                 log.info("peer %d trusted again: it sent a heartbeat", peer)
             self._on_gossip(self.gossip.step(ev).events)
@@ -355,9 +360,10 @@ class NodeLiveness:
 
     def _silence_ms(self, peer: NodeId) -> int | None:
         heard = self._heard_at.get(peer)
-        if heard is None:
-            return None
-        return round((self._now - heard) * self.config.tick_seconds * 1000)
+        return None if heard is None else self._ms(self._now - heard)
+
+    def _ms(self, ticks: int) -> int:
+        return round(ticks * self.config.tick_seconds * 1000)
 
     def suspected(self) -> list[int]:
         """Peers this node's detector suspects, sorted."""
@@ -399,7 +405,7 @@ class NodeLiveness:
             "suspected": self.suspected(),
             "confirmed": [{"node": n, "reporters": r} for n, r in self.confirmed().items()],
             "suspicions": st.suspicions,
-            "false_suspicions": st.false_suspicions,
+            "suspicions_retracted": st.false_suspicions,
             "bad_beats": st.bad_beats,
         }
 
