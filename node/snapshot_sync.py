@@ -308,8 +308,17 @@ class SnapshotServer:
         return allowed
 
     def part(self, height: int, index: int) -> SnapshotPart | None:
-        """Chunk ``index`` of the newest proven snapshot (None: none, or not at ``height``)."""
-        current = self._current()
+        """Chunk ``index`` of the newest proven snapshot (None: none, or not at ``height``).
+
+        A transfer pinned to the cached snapshot finishes from the cache even after a newer
+        checkpoint replaced it in the ledger; while the newer one is not stable yet, new
+        transfers get the cached one too.
+        """
+        cached = self._cache
+        if cached is not None and height and cached[0] == height:
+            current: tuple[int, bytes, list[bytes]] | None = cached
+        else:
+            current = self._current() or cached
         if current is None:
             return None
         snap_height, proof, chunks = current

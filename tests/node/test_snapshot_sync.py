@@ -338,3 +338,18 @@ async def test_fetcher_retries_a_chunk_whose_request_went_unanswered() -> None:
     honest = _peer(c2.server())
     assert not await c2.fetcher(chunk_attempts_max=1).fetch(_network({1: flaky}), [1])
     assert c2.penalised == [] and c2.laggard.height == 3
+
+
+def test_server_finishes_a_pinned_transfer_after_a_newer_checkpoint() -> None:
+    c = Chains()
+    server = c.server()
+    first = server.part(0, 0)
+    assert first is not None and first.height == 12
+    c.source.checkpoint_head()  # a newer checkpoint (14), not stable yet: no proof
+    second = server.part(12, 1)
+    assert second is not None and (second.height, second.index) == (12, 1)
+    again = server.part(0, 0)  # the newest is not proven yet: the cached proven one
+    assert again is not None and again.height == 12
+    c.source.store_checkpoint_proof(14, _proof(45, c.source.latest_checkpoint.digest))
+    newest = server.part(0, 0)
+    assert newest is not None and newest.height == 14
