@@ -2,6 +2,12 @@
 
 * Four PBFT validators, validator 0 (the first primary) started with ``--byzantine
   equivocate``: the honest three agree on every block and keep committing.
+* Four PBFT validators, validator 3 started with ``--byzantine double-vote`` (each vote
+  also goes, with a conflicting digest, to a random subset of peers): whatever any honest
+  node detects is reliably broadcast, so every honest node's ``evidence`` method ends up
+  listing the same evidence, all against validator 3, including evidence it did not see.
+  (``equivocate`` gives each peer one consistent pre-prepare, so no honest node ever holds
+  two conflicting messages of the primary: it leaves no evidence to broadcast.)
 * Three Paxos replicas (crash faults only): one is SIGKILLed; the other two keep committing.
 """
 
@@ -14,7 +20,7 @@ import pytest
 
 from cli.cmd_query import find_field
 from node.client import RpcClient
-from tests.e2e.net import Network, address, cli, make_network, running
+from tests.e2e.net import Network, address, cli, make_network, running, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -56,6 +62,40 @@ def test_an_equivocating_validator_cannot_split_the_honest_three(byzantine_net: 
     assert len(chains) == 1
     assert len({tuple(_balances(net, i)) for i in honest}) == 1
     assert all(net.nodes[i].running for i in honest)
+    assert len({frozenset(_evidence(net, i)) for i in honest}) == 1   # same evidence (or none)
+
+
+@pytest.fixture(scope="module")
+def double_vote_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
+    network = make_network(tmp_path_factory.mktemp("dvote"), 4, chain_id=81)
+    network.nodes[3].extra_args = ["--byzantine", "double-vote"]
+    with running(network):
+        yield network
+
+
+def _evidence(net: Network, index: int) -> dict[tuple[int, str, int, int], int]:
+    """``(offender, kind, view, seq) -> reporter`` of every record the node lists."""
+    with RpcClient(net.nodes[index].url) as c:
+        doc = c.call("evidence", {"limit": 256})
+    return {(e["offender"], e["kind"], e["view"], e["seq"]): e["reporter"] for e in doc["evidence"]}
+
+
+def test_evidence_against_a_double_voter_is_listed_alike_by_every_honest_node(
+        double_vote_net: Network) -> None:
+    net = double_vote_net
+    honest = (0, 1, 2)           # blocks (empty or not) keep coming: no transaction needed
+    seen = wait_until("evidence at validator 0", lambda: _evidence(net, 0), 60)
+    for i in honest:       # all that 0 recorded reaches the others (and back): same records
+        wait_until(f"validator {i} to list validator 0's evidence",
+                   lambda i=i: set(seen) <= set(_evidence(net, i)), 30)
+    lists = {i: _evidence(net, i) for i in honest}
+    common = set.intersection(*(set(v) for v in lists.values()))
+    assert common and all(key[0] == 3 for v in lists.values() for key in v)
+    # reliable broadcast, not each node's own detection: some records came from another node
+    assert any(lists[i][k] != i for i in honest for k in common)
+    with RpcClient(net.nodes[1].url) as c:
+        status = c.status()
+    assert set(status["evidence_by_validator"]) == {"3"}
 
 
 @pytest.fixture(scope="module")
