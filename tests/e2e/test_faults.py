@@ -86,8 +86,9 @@ def test_evidence_against_a_double_voter_is_listed_alike_by_every_honest_node(
     honest = (0, 1, 2)           # blocks (empty or not) keep coming: no transaction needed
     seen = wait_until("evidence at validator 0", lambda: _evidence(net, 0), 60)
     for i in honest:       # all that 0 recorded reaches the others (and back): same records
-        wait_until(f"validator {i} to list validator 0's evidence",
-                   lambda i=i: set(seen) <= set(_evidence(net, i)), 30)
+        def has_all(i: int = i) -> bool:
+            return set(seen) <= set(_evidence(net, i))
+        wait_until(f"validator {i} to list validator 0's evidence", has_all, 30)
     lists = {i: _evidence(net, i) for i in honest}
     common = set.intersection(*(set(v) for v in lists.values()))
     assert common and all(key[0] == 3 for v in lists.values() for key in v)
