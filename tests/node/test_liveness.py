@@ -25,6 +25,7 @@ from node.liveness import (
     decode_beat,
     encode_beat,
 )
+from node.metrics import NodeMetrics
 from p2p.heartbeat import Heartbeat as P2PHeartbeat
 from p2p.messages import PeerId
 
@@ -201,6 +202,12 @@ async def test_a_crash_is_confirmed_by_a_quorum_with_its_reporters_and_cleared_a
         doc = nodes[1].to_json()
         assert doc["suspected"] == [3] and doc["confirmed"] == [{"node": 3, "reporters": [0, 1, 2]}]
         assert doc["quorum"] == 2
+        metrics = NodeMetrics()
+        nodes[1].update_metrics(metrics)
+        text = metrics.render().decode()
+        assert "phalanx_p2p_suspected_peers 1.0" in text
+        assert "phalanx_p2p_confirmed_suspicions 1.0" in text
+        assert 'phalanx_p2p_peer_phi{peer="0"}' in text
         await hub.start(nursery, 3, boot_ms=60_000)
         await _wait("3 cleared everywhere",
                     lambda: all(nodes[i].confirmed() == {} and nodes[i].suspected() == []
