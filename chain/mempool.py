@@ -18,8 +18,11 @@ then stores the decoded object. Checks, in order, each with its :class:`RejectRe
 ``SENDER_FULL``             the sender already has ``per_sender_max`` pending transactions
 ``INSUFFICIENT_BALANCE``    the sender's pending ``max_cost`` total (with this one) exceeds
                             its head balance, so honest blocks never fail a balance pre-check
+``POOL_FULL``               no room (``tx_count_max``/``bytes_max``) and nothing to evict;
+                            a new nonce is refused before its signature is verified when
+                            even the first eviction victim does not qualify, so a full pool
+                            sheds a flood for the price of decoding it
 ``BAD_SIGNATURE``           signature invalid (checked after the cheap checks)
-``POOL_FULL``               no room (``tx_count_max``/``bytes_max``) and nothing to evict
 ==========================  ===============================================================
 
 Replacement: a transaction with the nonce of a pending one from the same sender replaces it
@@ -338,6 +341,8 @@ class Mempool:
                 f"balance {balance} cannot cover {total}, the most this and the sender's other "
                 "pending transactions can cost",
             )
+        if old is None and self._full_for(fee, sender, size):
+            raise self._pool_full()
         if not tx.verify_signature():
             raise self._reject(RejectReason.BAD_SIGNATURE, "the signature does not verify")
 
@@ -347,11 +352,7 @@ class Mempool:
         while count > config.tx_count_max or volume > config.bytes_max:
             victim = self._lowest_tail()
             if victim is None or victim.fee >= fee or victim.sender == sender:
-                raise self._reject(
-                    RejectReason.POOL_FULL,
-                    "the pool is full of transactions paying at least as much; retry later "
-                    "or raise the fee",
-                )
+                raise self._pool_full()
             self._remove(victim)
             self._evicted += 1
             count -= 1
@@ -374,6 +375,23 @@ class Mempool:
             self._push_tail(entry)
         self._added += 1
         return tx_hash
+
+    def _full_for(self, fee: int, sender: bytes, size: int) -> bool:
+        """True when a new transaction certainly finds no room: the pool is at a bound and
+        the first eviction victim (the lowest-fee tail) does not qualify. Cheap, so a full
+        pool turns a flood away before verifying its signatures."""
+        config = self.config
+        if len(self._by_hash) < config.tx_count_max and self._bytes + size <= config.bytes_max:
+            return False
+        victim = self._lowest_tail()
+        return victim is None or victim.fee >= fee or victim.sender == sender
+
+    def _pool_full(self) -> MempoolRejected:
+        return self._reject(
+            RejectReason.POOL_FULL,
+            "the pool is full of transactions paying at least as much; retry later "
+            "or raise the fee",
+        )
 
     # ------------------------------------------------------------ removal
 

@@ -185,6 +185,18 @@ def test_full_pool_evicts_the_cheapest_tail_without_leaving_a_gap() -> None:
     assert reject(mp, tx(B, 0, fee=3)) == RejectReason.POOL_FULL
 
 
+def test_full_pool_sheds_a_newcomer_before_verifying_its_signature() -> None:
+    mp = pool(MempoolConfig(tx_count_max=2))
+    mp.add(tx(A, 0, fee=4))
+    mp.add(tx(B, 0, fee=4))
+    # Nothing to evict for a fee of 4: refused as POOL_FULL without spending a verification,
+    # which a forged signature shows (it would otherwise be BAD_SIGNATURE).
+    assert reject(mp, forged(tx(C, 0, fee=4))) == RejectReason.POOL_FULL
+    # A newcomer that could evict someone is verified first: a forgery is still caught.
+    assert reject(mp, forged(tx(C, 0, fee=5))) == RejectReason.BAD_SIGNATURE
+    assert len(mp) == 2
+
+
 def test_full_pool_never_evicts_the_newcomers_own_sender() -> None:
     mp = pool(MempoolConfig(tx_count_max=2))
     mp.add(tx(A, 0, fee=1))

@@ -124,9 +124,15 @@ class Model:
         others = sum(cost(p) for p in mine.values() if p is not old)
         if others + cost(t) > view.balance(sender):
             return RejectReason.INSUFFICIENT_BALANCE
+        count = len(self.all()) + (old is None)
+        if old is None and (count > CONFIG.tx_count_max or count * SIZE > CONFIG.bytes_max):
+            # A full pool refuses before verifying when even the first victim does not qualify.
+            tails = [by_nonce[max(by_nonce)] for by_nonce in self.txs.values()]
+            victim = min(tails, key=lambda p: (p.fee, p.hash))
+            if victim.fee >= t.fee or victim.sender_address == sender:
+                return RejectReason.POOL_FULL
         if not t.verify_signature():
             return RejectReason.BAD_SIGNATURE
-        count = len(self.all()) + (old is None)
         while count > CONFIG.tx_count_max or count * SIZE > CONFIG.bytes_max:
             tails = [by_nonce[max(by_nonce)] for by_nonce in self.txs.values()]
             victim = min(tails, key=lambda p: (p.fee, p.hash))
