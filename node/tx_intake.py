@@ -133,10 +133,10 @@ class TxIntake:
         await self.gossip.submit(raw, origin=peer)
 
     def _observe(self) -> None:
-        self._holding = bool(len(self.fifo))
-        stats = self.fifo.statistics()
-        self.metrics.tx_held_back.set(stats.held)
-        dropped = stats.dropped_full + stats.dropped_stale + self.released_dropped
+        held = len(self.fifo)
+        self._holding = bool(held)
+        self.metrics.tx_held_back.set(held)
+        dropped = self.fifo.dropped + self.released_dropped
         if dropped > self._dropped_seen:
             self.metrics.tx_held_back_dropped.inc(dropped - self._dropped_seen)
             self._dropped_seen = dropped

@@ -9,7 +9,8 @@ core holds such a transaction back and releases it once its predecessor was rele
 in nonce order::
 
     offer(sender, nonce, item)
-        expected = max(last released + 1, next_nonce(sender))   # oracle asked only if needed
+        expected = max(last released + 1, next_nonce(sender))   # oracle asked only if needed:
+                   # sender unknown, or nonce above expected with nothing of it held
         nonce <  expected  -> released at once (a replacement or a late copy: the mempool judges)
         nonce == expected  -> released, then held nonce+1, nonce+2, ... of that sender, in order
         nonce >  expected  -> held back
@@ -34,7 +35,11 @@ by one offer path: an item leaves the hold-back exactly once (released or droppe
 
 Pure: no I/O, no clock. ``next_nonce`` is an injected query (the node answers with the
 account nonce at the head plus the sender's contiguous pending run in the mempool); it is
-asked only when an offered nonce is above what this core already knows.
+asked only for an unknown sender, or when an offered nonce is above what this core knows and
+nothing of that sender is held (while something is held the oracle was asked at the first
+hold; a predecessor that reaches the ledger by another path is caught by ``advance`` after
+its block commits). This keeps a burst of one sender's reordered transactions from costing
+one ledger read each.
 
 Who calls it: the node's gossip reader (``node.runtime``) before mempool admission, and
 the commit listener (``advance``) after each block.
@@ -95,6 +100,11 @@ class SenderFifo(Generic[T]):
     def __len__(self) -> int:
         return len(self._age)
 
+    @property
+    def dropped(self) -> int:
+        """Held items dropped so far (bounds and stale), without building statistics."""
+        return self._dropped_full + self._dropped_stale
+
     def holds(self, sender: bytes) -> bool:
         """True if some transaction of ``sender`` is held back."""
         return sender in self._held
@@ -107,7 +117,7 @@ class SenderFifo(Generic[T]):
         """
         out: list[T] = []
         expected = self._next.get(sender)
-        if expected is None or nonce > expected:
+        if expected is None or (nonce > expected and sender not in self._held):
             fresh = self.next_nonce(sender)
             if expected is None or fresh > expected:
                 self._remember(sender, fresh)     # admitted elsewhere or committed meanwhile

@@ -27,7 +27,7 @@ def test_reverse_order_is_released_in_nonce_order_when_the_gap_closes() -> None:
     assert fifo.offer(A, 0, "a0") == ["a0", "a1", "a2", "a3"]
     assert len(fifo) == 0
     assert fifo.offer(A, 4, "a4") == ["a4"]          # in order: no oracle call needed
-    assert asked == [A, A, A]
+    assert asked == [A]                              # asked once, at the first hold
 
 
 def test_committed_nonces_count_and_other_senders_are_independent() -> None:
@@ -45,9 +45,13 @@ def test_committed_nonces_count_and_other_senders_are_independent() -> None:
 def test_oracle_catches_admissions_made_elsewhere() -> None:
     admitted = {A: 0}
     fifo: SenderFifo[str] = SenderFifo(lambda s: admitted[s])
-    assert fifo.offer(A, 2, "a2") == []
-    admitted[A] = 2                                   # nonces 0, 1 came in through the API
-    assert fifo.offer(A, 3, "a3") == ["a2", "a3"]
+    assert fifo.offer(A, 0, "a0") == ["a0"]
+    admitted[A] = 3                                   # nonces 1, 2 came in through the API
+    assert fifo.offer(A, 3, "a3") == ["a3"]           # nothing held: the oracle is asked
+    assert fifo.offer(A, 6, "a6") == []
+    admitted[A] = 6                                   # 4, 5 through the API: seen once they commit
+    assert fifo.offer(A, 7, "a7") == []
+    assert fifo.advance(A, 6) == ["a6", "a7"]
 
 
 def test_bounds_drop_the_oldest_and_count() -> None:
