@@ -8,8 +8,10 @@ relies on it)::
     consensus driver (WAL restored) -> RPC API (Hypercorn, Trio worker)
 
 Data flow: consensus messages come from ``Kind.CONSENSUS`` into the driver; transactions
-from the API or from peers' gossip go into the mempool and, once accepted, out to the peers
-in batches; heartbeats carry height, view and a suspicion report, and feed block sync (peer
+from the API or from peers' gossip go into the mempool (gossiped ones in each sender's nonce
+order, :mod:`node.tx_intake`) and, once accepted, out to the peers in batches; evidence the
+engine reports is reliably broadcast over ``Kind.EVIDENCE`` and recorded once verified
+(:mod:`node.evidence`); heartbeats carry height, view and a suspicion report, and feed block sync (peer
 heights) and :mod:`node.liveness` (phi-accrual detector and quorum-confirmed suspicions,
 shown in ``status`` and ``net_info``); committed blocks wake
 ``broadcast_tx_commit`` callers and WebSocket subscribers.
