@@ -118,6 +118,7 @@ class DriverConfig:
             view-change timer: without it, backups with nothing pending would never join a
             view change when the primary stalls.
         events_max: bound of the event channel (peers' messages wait for room).
+        events_batch_max: most queued events stepped before the task yields to others.
         evidence_max: evidence items kept for the API.
         crash_after_persist: test hook (see module docstring); 0 = off.
         use_threads: run WAL appends and block commits in worker threads (False in
@@ -129,6 +130,7 @@ class DriverConfig:
     proposal_stale_ticks: int = 60
     backup_propose_ms: int = 4000
     events_max: int = 4096
+    events_batch_max: int = 256
     evidence_max: int = 256
     crash_after_persist: int = 0
     use_threads: bool = True
@@ -263,23 +265,37 @@ class ConsensusDriver:
             nursery.start_soon(self._ticker)
             self.ready.set()
             task_status.started()
+            batch_max = self.config.events_batch_max
             async for event in self._events_rx:
-                kind = event[0]
-                if kind == "recv":
-                    await self._step(Receive(NodeId(event[1]), event[2]))
-                elif kind == "tick":
-                    self._tick = event[1]
-                    await self._step(Tick(event[1]))
-                elif kind == "synced":
-                    await self._apply_synced(event[1])
-                elif kind == "call":
+                await self._handle(event)
+                # Drain what else is queued before yielding to the other tasks: each yield
+                # waits for every runnable task (API requests, gossip) to take a turn, so
+                # one event per turn let a loaded node's queue of peers' messages grow
+                # until views timed out behind it.
+                for _ in range(batch_max - 1):
                     try:
-                        event[3].append(await event[1]())
-                    except Exception as e:  # handed back to the caller
-                        event[3].append(e)
-                    finally:
-                        event[2].set()
-                await self._maybe_propose()
+                        event = self._events_rx.receive_nowait()
+                    except trio.WouldBlock:
+                        break
+                    await self._handle(event)
+
+    async def _handle(self, event: tuple[Any, ...]) -> None:
+        kind = event[0]
+        if kind == "recv":
+            await self._step(Receive(NodeId(event[1]), event[2]))
+        elif kind == "tick":
+            self._tick = event[1]
+            await self._step(Tick(event[1]))
+        elif kind == "synced":
+            await self._apply_synced(event[1])
+        elif kind == "call":
+            try:
+                event[3].append(await event[1]())
+            except Exception as e:  # handed back to the caller
+                event[3].append(e)
+            finally:
+                event[2].set()
+        await self._maybe_propose()
 
     async def _ticker(self) -> None:
         period = self.config.tick_ms / 1000

@@ -339,6 +339,10 @@ class RpcNode:
     async def _gossip(self, raw: bytes) -> None:
         if self.gossip is not None:
             await self.gossip(raw)
+        # One admission per scheduler turn: a JSON-RPC batch of admissions must not hold
+        # the event loop the consensus driver and the p2p readers share (under a flood that
+        # starved them until views timed out).
+        await trio.lowlevel.checkpoint()
 
     async def broadcast_tx_async(self, tx: str) -> dict[str, Any]:
         raw = _hex(tx, "tx")
