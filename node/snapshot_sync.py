@@ -194,12 +194,11 @@ def decode_snapshot_response(payload: bytes) -> tuple[int, int, SnapshotPart]:
 def pbft_proof_checker(kit: Any, verifier: Any) -> Callable[[bytes], VerifiedProof | None]:
     """A ``check_proof`` for PBFT: decode a ``CheckpointProof`` and verify its quorum.
 
-    Uses the engine's own check (:func:`consensus.pbft._proofs.check_checkpoint_proof`):
+    Uses the engine's own check (:func:`consensus.pbft.check_checkpoint_proof`):
     at least 2f+1 checkpoints, distinct senders that are validators, one (seq, digest), every
     signature valid under the chain's instance tag.
     """
-    from consensus.pbft import CheckpointProof
-    from consensus.pbft._proofs import check_checkpoint_proof
+    from consensus.pbft import CheckpointProof, check_checkpoint_proof
 
     cfg = kit.inner.config
 

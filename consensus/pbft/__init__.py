@@ -6,7 +6,12 @@ Public names: :class:`PbftReplica`, :class:`PbftConfig`, the message classes,
 """
 
 from consensus.pbft._core import PbftStatistics, Phase
-from consensus.pbft._proofs import check_committed_proof, compute_o, verify_certificate
+from consensus.pbft._proofs import (
+    check_checkpoint_proof,
+    check_committed_proof,
+    compute_o,
+    verify_certificate,
+)
 from consensus.pbft.config import DEFAULT_INSTANCE_TAG, NULL_DIGEST, PbftConfig, sha256_digest
 from consensus.pbft.messages import (
     DOMAIN_TAG,
@@ -49,6 +54,7 @@ __all__ = [
     "Request",
     "Status",
     "ViewChange",
+    "check_checkpoint_proof",
     "check_committed_proof",
     "compute_o",
     "decode_message",
