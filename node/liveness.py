@@ -16,7 +16,9 @@ received is handed to :meth:`NodeLiveness.run`, which
 2. feeds the detector's ``Suspect`` / ``Trust`` events, and each peer's report, to a sans-IO
    :class:`~consensus.suspicion_gossip.SuspicionGossip`, which *confirms* a suspicion once
    ``quorum = f + 1`` validators (this one included) report it: at least one of them is
-   correct, so one lying or badly connected validator cannot get a live one confirmed;
+   correct, so one lying or badly connected validator cannot get a live one confirmed.
+   Reports of validators this node suspects are not counted (a crashed validator's last
+   report is stale and, with one liar, would otherwise reach the quorum);
 3. hands the beat to ``on_beat`` (block sync learns peer heights there) and logs every
    suspected / trusted / confirmed / cleared change.
 
@@ -251,7 +253,8 @@ class NodeLiveness:
             pause_ticks=c.ticks(c.pause_ms) if c.pause_ms else 0,
             skip_outage_intervals=True,
         )
-        self.gossip = SuspicionGossip(self.node_id, members_, quorum, rng)
+        self.gossip = SuspicionGossip(self.node_id, members_, quorum, rng,
+                                      ignore_suspected_reporters=True)
         self._arrivals: dict[NodeId, int] = dict.fromkeys(self.detector.peers, 0)
         self._heard_at: dict[NodeId, int] = {}
         self._now = 0

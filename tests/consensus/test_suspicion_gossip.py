@@ -88,3 +88,23 @@ def test_codec_is_canonical() -> None:
             decode_suspicion_report(bad)
     with pytest.raises(ValueError):
         SuspicionGossip(N[0], N, quorum=9, rng=random.Random(0))
+
+
+def test_a_reporter_we_suspect_no_longer_counts() -> None:
+    """A crashed reporter's last report is stale: it must not help confirm anyone."""
+    g = SuspicionGossip(N[0], N, quorum=2, rng=random.Random(2), ignore_suspected_reporters=True)
+    g.step(Receive(N[3], SuspicionReport(N[3], 1, (N[1],))))    # node 3 suspected node 1
+    assert g.step(Receive(N[2], SuspicionReport(N[2], 1, (N[1],)))).events == [Confirmed(N[1])]
+    out = g.step(Suspect(N[3]))             # then node 3 went silent here
+    assert Cleared(N[1]) in out.events and g.confirmed() == {N[3]} - {N[3]}
+    assert g.reporters_of(N[1]) == {N[2], N[3]}   # still heard, just not counted
+    out = g.step(Trust(N[3]))               # back: its newest report counts again
+    assert out.events == [Confirmed(N[1])]
+
+
+def test_by_default_a_suspected_reporters_report_still_counts() -> None:
+    g = SuspicionGossip(N[0], N, quorum=2, rng=random.Random(2))
+    g.step(Receive(N[3], SuspicionReport(N[3], 1, (N[1],))))
+    g.step(Receive(N[2], SuspicionReport(N[2], 1, (N[1],))))
+    g.step(Suspect(N[3]))
+    assert N[1] in g.confirmed()

@@ -252,6 +252,25 @@ async def test_a_single_lying_reporter_cannot_confirm_but_two_liars_beyond_f_can
         nursery.cancel_scope.cancel()
 
 
+async def test_a_crashed_reporters_stale_report_does_not_help_a_liar_confirm(
+        autojump_clock: trio.testing.MockClock) -> None:
+    hub = Hub(4)
+    async with trio.open_nursery() as nursery:
+        nodes = [await hub.start(nursery, i) for i in range(4)]
+        nursery.start_soon(hub.beat_forever)
+        hub.cut.add((2, 3))                   # 3 stops hearing 2 and reports it ...
+        await _wait("0 hears 3's report",
+                    lambda: nodes[0].gossip.reporters_of(NodeId(2)) == {3})
+        hub.kill(3)                           # ... then crashes holding that report
+        hub.cut.clear()
+        hub.status[1] = _liar(2, 2**63)       # and 1 lies that live 2 is dead
+        await _wait("0 suspects the crashed 3", lambda: nodes[0].suspected() == [3])
+        await trio.sleep(5)
+        assert nodes[0].gossip.reporters_of(NodeId(2)) == {1, 3}   # both heard ...
+        assert 2 not in nodes[0].confirmed()                       # ... one counted
+        nursery.cancel_scope.cancel()
+
+
 async def test_a_restarted_reporter_replaces_its_pre_crash_report(
         autojump_clock: trio.testing.MockClock) -> None:
     hub = Hub(4)
