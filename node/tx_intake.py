@@ -3,10 +3,14 @@
 Theory of operation
 -------------------
 :class:`TxIntake` sits between the gossip service's ``delivered`` channel and mempool
-admission. For each transaction a peer gossiped it decodes once, checks the signature once
-(the result is cached on the transaction, so the mempool does not verify it again; a
-forgery is refused here, so it can neither occupy the hold-back nor pose as another
-sender's predecessor), then offers it to a :class:`p2p.tx_order.SenderFifo`: the sender's
+admission. For each transaction a peer gossiped it decodes once (the mempool gets the decoded
+transaction), then offers it to a :class:`p2p.tx_order.SenderFifo`. Only a transaction
+that must wait has its signature checked first (cached on the transaction, so the mempool
+does not verify it again), so a forgery never occupies the hold-back; one released at once
+goes straight to the mempool, which runs its cheap checks (a full pool, a used nonce)
+before any signature check, so a flood is still shed for the price of decoding. A
+released forgery that the mempool refuses is retracted, so it does not pose as another
+sender's predecessor. The sender's
 nonce ``k`` is released only after ``k - 1`` was released here, or is already used at the
 head, or pending in the mempool (the FIFO's ``next_nonce`` oracle: head nonce, then the
 sender's contiguous pending run). Released transactions are admitted in nonce order and,
@@ -66,7 +70,8 @@ class TxIntake:
         self.gossip = gossip
         self.metrics = metrics
         self.fifo: SenderFifo[_Item] = SenderFifo(self.next_nonce, held_max=held_max,
-                                                  held_per_sender_max=held_per_sender_max)
+                                                  held_per_sender_max=held_per_sender_max,
+                                                  hold_check=self._signed)
         self._released_send, self._released = trio.open_memory_channel[_Item](released_max)
         self.released_dropped = 0
         self._dropped_seen = 0
@@ -111,9 +116,6 @@ class TxIntake:
                 except DecodeError:
                     self.metrics.mempool_failed.labels(RejectReason.BAD_ENCODING.value).inc()
                     continue
-                if not tx.verify_signature():
-                    self.metrics.mempool_failed.labels(RejectReason.BAD_SIGNATURE.value).inc()
-                    continue
                 for item in self.fifo.offer(tx.sender_address, int(tx.nonce), (peer, raw, tx)):
                     await self._admit(item)
                 if len(self.fifo) or self._holding:
@@ -123,12 +125,21 @@ class TxIntake:
         async for item in self._released:
             await self._admit(item)
 
+    def _signed(self, item: _Item) -> bool:
+        """Hold-back admission: only a correctly signed transaction may wait for its nonce."""
+        if item[2].verify_signature():
+            return True
+        self.metrics.mempool_failed.labels(RejectReason.BAD_SIGNATURE.value).inc()
+        return False
+
     async def _admit(self, item: _Item) -> None:
         peer, raw, tx = item
         try:
             self.app.admit(tx)
         except MempoolRejected as e:
             self.metrics.mempool_failed.labels(e.reason.value).inc()
+            if e.reason is RejectReason.BAD_SIGNATURE:     # a forgery does not move the order
+                self.fifo.retract(tx.sender_address, int(tx.nonce))
             return
         await self.gossip.submit(raw, origin=peer)
 

@@ -68,6 +68,7 @@ class SenderFifoStatistics:
     dropped_full: int      # oldest held dropped to make room
     dropped_stale: int     # held ones whose nonce a committed block used
     duplicates: int        # a second item for a (sender, nonce) already held
+    refused: int           # failed ``hold_check``: never held
 
 
 class SenderFifo(Generic[T]):
@@ -78,13 +79,20 @@ class SenderFifo(Generic[T]):
         held_max: items held in all.
         held_per_sender_max: items held for one sender.
         senders_max: senders whose last released nonce is remembered.
+        hold_check: asked about an item only before holding it; False drops it (counted in
+            ``refused``). The node checks the signature here, so a forgery never takes a
+            place in the hold-back, while items released at once go to admission unchecked
+            (the mempool orders its own checks, cheapest first).
     """
 
     def __init__(self, next_nonce: Callable[[bytes], int], *, held_max: int = 4096,
-                 held_per_sender_max: int = 64, senders_max: int = 65536) -> None:
+                 held_per_sender_max: int = 64, senders_max: int = 65536,
+                 hold_check: Callable[[T], bool] | None = None) -> None:
         if held_max < 1 or held_per_sender_max < 1 or senders_max < 1:
             raise ValueError("SenderFifo bounds must be >= 1")
         self.next_nonce = next_nonce
+        self.hold_check = hold_check
+        self._refused = 0
         self.held_max = held_max
         self.held_per_sender_max = held_per_sender_max
         self.senders_max = senders_max
@@ -129,7 +137,10 @@ class SenderFifo(Generic[T]):
             out.append(item)
             self._released += 1
         elif nonce > expected:
-            self._hold(sender, nonce, item)
+            if self.hold_check is None or self.hold_check(item):
+                self._hold(sender, nonce, item)
+            else:
+                self._refused += 1
         else:
             out.append(item)
             self._released += 1
@@ -137,6 +148,12 @@ class SenderFifo(Generic[T]):
             self._drain(sender, out)
         self._check_invariants()
         return out
+
+    def retract(self, sender: bytes, nonce: int) -> None:
+        """The item released with ``nonce`` turned out bogus (a forged signature): its nonce
+        is expected again, unless later held items were already released after it."""
+        if self._next.get(sender) == nonce + 1:
+            self._next[sender] = nonce
 
     def advance(self, sender: bytes, head_nonce: int) -> list[T]:
         """Nonces below ``head_nonce`` of ``sender`` are used (a block committed).
@@ -164,7 +181,7 @@ class SenderFifo(Generic[T]):
         """Current sizes and counters."""
         return SenderFifoStatistics(len(self._age), len(self._held), self._released,
                                     self._held_total, self._dropped_full, self._dropped_stale,
-                                    self._duplicates)
+                                    self._duplicates, self._refused)
 
     # ------------------------------------------------------------------ internals
 

@@ -110,3 +110,21 @@ def test_random_interleavings_release_in_nonce_order_once_within_bounds(
             while k in nonces:
                 k += 1
             assert set(range(k)) <= set(released.get(s, []))
+
+
+def test_hold_check_runs_only_before_holding_and_retract_undoes_a_bogus_release() -> None:
+    checked: list[str] = []
+
+    def signed(item: str) -> bool:
+        checked.append(item)
+        return not item.startswith("forged")
+
+    fifo: SenderFifo[str] = SenderFifo(lambda s: 0, hold_check=signed)
+    assert fifo.offer(A, 0, "forged0") == ["forged0"]     # released at once: not checked
+    fifo.retract(A, 0)                                     # the mempool refused it
+    assert fifo.offer(A, 2, "forged2") == []               # checked, refused, not held
+    assert fifo.offer(A, 1, "a1") == []                    # 0 is expected again: held
+    assert fifo.offer(A, 0, "a0") == ["a0", "a1"]
+    assert checked == ["forged2", "a1"]
+    stats = fifo.statistics()
+    assert stats.refused == 1 and stats.held == 0
