@@ -275,6 +275,7 @@ class RpcNode:
             "latest_block_hash": hexstr(head.block_hash),
             "latest_state_root": hexstr(head.state_root),
             "latest_block_time": head.timestamp,
+            "earliest_block_height": self.app.ledger.floor,
             "engine": self.genesis.engine,
             "catching_up": self.catching_up(),
             "p2p_listen": self.info.p2p_listen,

@@ -88,8 +88,17 @@ def test_restarted_validator_catches_up_from_a_snapshot_after_the_others_pruned(
     roots = {str(find_field(_block(n.url, target), "state_root")) for n in net.nodes}
     assert len(roots) == 1 and roots != {"None"}
     assert len({_balance(n.url, to) for n in net.nodes}) == 1
-    # Blocks below its snapshot were never stored there.
+    # Blocks below its snapshot were never stored there, and status says where they start.
     assert _pruned(laggard.url, stopped_at + 1)
+    def floor_as_reported() -> int | None:  # pruning may move it between two reads
+        with RpcClient(laggard.url, timeout=5) as c:
+            earliest = int(c.status()["earliest_block_height"])
+        if _pruned(laggard.url, earliest) or not _pruned(laggard.url, earliest - 1):
+            return None
+        return earliest
+
+    assert wait_until("status to report the stored floor", floor_as_reported, timeout=10) \
+        > stopped_at + 1
     # A transfer sent through the restarted validator alone commits.
     sent = cli("tx", "send", "--key", str(net.user_key_files[1]), "--to", address(net.users[0]),
                "--amount", "5", "--wait", "--json", "--node", laggard.url)  # fmt: skip
