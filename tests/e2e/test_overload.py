@@ -1,7 +1,7 @@
 """Overload: four PBFT validators flooded far above their capacity keep committing.
 
-Every validator runs a small mempool (``tx_count_max`` of a few hundred) and four client
-threads, one per validator, submit batches of signed transfers from many senders as fast as
+Every validator runs a small mempool (``tx_count_max`` of a few hundred) and twelve client
+threads, three per validator, submit batches of signed transfers from many senders as fast as
 the nodes answer, round after round, while the chain is watched. What must hold:
 
 * the chain keeps committing: every validator's height advances by ``ADVANCE`` blocks while
@@ -35,9 +35,10 @@ pytestmark = pytest.mark.e2e
 
 N = 4
 SENDERS = 48  # users 0..46 flood, the last one sends the transfer after the flood
-TXS_PER_SENDER = 8  # per round: 12 senders x 8 = 96 calls, within the API's batch bound
+CLIENTS_PER_NODE = 3
+TXS_PER_SENDER = 24  # per round: 4 senders x 24 = 96 calls, within the API's batch bound
 POOL_MAX = 200
-ADVANCE = 6
+ADVANCE = 25
 ROUNDS_MAX = 80
 VIEW_MAX = 2
 GAS = 21_000
@@ -113,7 +114,8 @@ def test_flood_far_above_capacity_sheds_load_and_keeps_committing(net: Network) 
     floods = net.users[:-1]
     start = [net.nodes[i].height() for i in range(N)]
     stop = threading.Event()
-    flooders = [Flooder(net, i, floods[i::N], stop) for i in range(N)]
+    clients = N * CLIENTS_PER_NODE
+    flooders = [Flooder(net, c % N, floods[c::clients], stop) for c in range(clients)]
     for f in flooders:
         f.start()
     try:
