@@ -250,6 +250,20 @@ class Mempool:
             ),
         )
 
+    def flush(self) -> int:
+        """Drop every pending transaction (an operator's ``unsafe_flush_mempool``).
+
+        Returns:
+            How many transactions were dropped (counted in ``dropped_total``).
+        """
+        count = len(self._by_hash)
+        self._dropped += count
+        self._by_hash.clear()
+        self._senders.clear()
+        self._tails.clear()
+        self._bytes = 0
+        return count
+
     # ----------------------------------------------------------- admission
 
     def _reject(self, reason: RejectReason, message: str) -> MempoolRejected:

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -141,6 +142,7 @@ class ApplyOutcome:
         result: the execution result, or None for a no-op.
         skipped: why the delivery was a no-op ("" when a block was committed).
         state_root: the state commitment after the delivery.
+        seconds: time spent executing and committing the block (0 for a no-op).
     """
 
     seq: int
@@ -148,6 +150,7 @@ class ApplyOutcome:
     result: BlockResult | None
     skipped: str
     state_root: bytes
+    seconds: float = 0.0
 
 
 class ChainApp:
@@ -395,6 +398,7 @@ class ChainApp:
             return self._skip(seq, f"block {header.height} carries a stale state root")
         if header.height > 1 and not self._parent_certificate_ok(block.last_commit, head):
             return self._skip(seq, f"block {header.height} carries an invalid parent certificate")
+        started = time.perf_counter()
         result = self.executor.apply_block(self.ledger.state(), block, verified=self._verified)
         certificate = make_certificate(
             height=header.height,
@@ -406,7 +410,8 @@ class ChainApp:
         self.ledger.commit_block(block, certificate, result)
         self._head_encoded = (block.hash, bytes(block.encoded))
         self.head_seq = seq
-        return ApplyOutcome(seq, block, result, "", result.state_root)
+        return ApplyOutcome(seq, block, result, "", result.state_root,
+                            time.perf_counter() - started)
 
     def apply_synced(self, block: Block, certificate: CommitCertificate) -> ApplyOutcome:
         """Verify and commit a block fetched from a peer (block sync).
@@ -429,12 +434,14 @@ class ChainApp:
         encoded = bytes(block.encoded)
         if not self.certificate_ok(certificate, lambda: encoded):
             raise ChainError(f"invalid certificate for synced block {header.height}")
+        started = time.perf_counter()
         result = self.executor.apply_block(self.ledger.state(), block, verified=self._verified)
         self.ledger.commit_block(block, certificate, result)
         self._head_encoded = (block.hash, encoded)
         self.head_seq = int(certificate.seq)
         self.last_seq = max(self.last_seq, self.head_seq)
-        return ApplyOutcome(int(certificate.seq), block, result, "", result.state_root)
+        return ApplyOutcome(int(certificate.seq), block, result, "", result.state_root,
+                            time.perf_counter() - started)
 
     def _parent_certificate_ok(self, cert: CommitCertificate, head: Head) -> bool:
         if cert.height != head.height or cert.block_hash != head.block_hash:

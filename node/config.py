@@ -29,6 +29,7 @@ from typing import Any
 import tomli_w
 
 from node.clock import CLOCK_SKEW_MS_MAX
+from node.logs import LOG_LEVELS
 
 __all__ = [
     "ConfigError",
@@ -197,7 +198,9 @@ _SECTIONS: dict[str, type] = {
 #: Integer fields that may be negative.
 _SIGNED = frozenset({"testing.clock_skew_ms"})
 _ENGINES = ("pbft", "paxos")
-_LOG_LEVELS = ("debug", "info", "warning", "error")
+#: Smallest per-peer send queue (frames): a view change or a retransmission period is a burst.
+SEND_QUEUE_MIN = 64
+
 
 
 def parse_config(doc: dict[str, Any], home: Path) -> NodeConfig:
@@ -264,8 +267,8 @@ def _check_semantics(c: NodeConfig) -> None:
         raise ConfigError(
             f"consensus.engine: expected one of {', '.join(_ENGINES)}, got {c.consensus.engine!r}"
         )
-    if c.node.log_level not in _LOG_LEVELS:
-        raise ConfigError(f"node.log_level: expected one of {', '.join(_LOG_LEVELS)}")
+    if c.node.log_level not in LOG_LEVELS:
+        raise ConfigError(f"node.log_level: expected one of {', '.join(LOG_LEVELS)}")
     parse_host_port("p2p.listen", c.p2p.listen)
     parse_host_port("rpc.listen", c.rpc.listen)
     for i, peer in enumerate(c.p2p.peers):
@@ -279,24 +282,27 @@ def _check_semantics(c: NodeConfig) -> None:
         ("consensus.checkpoint_interval", c.consensus.checkpoint_interval),
         ("consensus.view_timeout_ticks", c.consensus.view_timeout_ticks),
         ("p2p.frame_bytes_max", c.p2p.frame_bytes_max),
-        ("p2p.send_queue_max", c.p2p.send_queue_max),
         ("p2p.suspect_phi", c.p2p.suspect_phi),
         ("rpc.body_bytes_max", c.rpc.body_bytes_max),
         ("mempool.tx_count_max", c.mempool.tx_count_max),
         ("mempool.per_sender_max", c.mempool.per_sender_max),
         ("consensus.timestamp_drift_ms_max", c.consensus.timestamp_drift_ms_max),
         ("p2p.clock_sync_ms", c.p2p.clock_sync_ms),
+        ("p2p.heartbeat_ms", c.p2p.heartbeat_ms),
+        ("p2p.handshake_timeout_ms", c.p2p.handshake_timeout_ms),
+        ("consensus.block_time_ms", c.consensus.block_time_ms),
+        ("consensus.block_bytes_max", c.consensus.block_bytes_max),
+        ("mempool.bytes_max", c.mempool.bytes_max),
+        ("storage.snapshot_chunk_bytes_max", c.storage.snapshot_chunk_bytes_max),
+        ("storage.snapshot_bytes_max", c.storage.snapshot_bytes_max),
+        ("storage.snapshot_chunks_per_s", c.storage.snapshot_chunks_per_s),
     ]
     for path, value in positive:
         if value <= 0:
             raise ConfigError(f"{path}: must be positive, got {value}")
-    for path, value in [
-        ("storage.snapshot_chunk_bytes_max", c.storage.snapshot_chunk_bytes_max),
-        ("storage.snapshot_bytes_max", c.storage.snapshot_bytes_max),
-        ("storage.snapshot_chunks_per_s", c.storage.snapshot_chunks_per_s),
-    ]:
-        if value <= 0:
-            raise ConfigError(f"{path}: must be positive, got {value}")
+    if c.p2p.send_queue_max < SEND_QUEUE_MIN:
+        raise ConfigError(f"p2p.send_queue_max: must be at least {SEND_QUEUE_MIN} (a peer's "
+                          f"queue holds a burst of consensus messages), got {c.p2p.send_queue_max}")
     # A chunk travels in one frame with its proof and envelope; keep ample room for them.
     if c.storage.snapshot_chunk_bytes_max > c.p2p.frame_bytes_max // 2:
         raise ConfigError(

@@ -89,6 +89,21 @@ def setup_logging(log_path: Path, level: str = "info", *, stderr: bool = True) -
         logger.propagate = False
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def set_log_level(level: str) -> None:
+    """Change the level of the ``phalanx`` loggers of a running node.
+
+    Raises:
+        ValueError: ``level`` is not one of :data:`LOG_LEVELS`.
+    """
+    if level not in LOG_LEVELS:
+        raise ValueError(f"log level must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+    for name in ("phalanx", "node"):
+        logging.getLogger(name).setLevel(getattr(logging, level.upper()))
+
+
 def close_logging() -> None:
     """Detach and close the handlers installed by :func:`setup_logging`."""
     for name in ("phalanx", "node", "hypercorn.error"):

@@ -83,12 +83,19 @@ class NodeMetrics:
                               ["peer"], namespace=ns, registry=r)
         self.refresh: Callable[[], None] | None = None
         self._views_seen = 0
+        self._noops_seen = 0
 
     def observe_view_changes(self, total: int) -> None:
         """Advance the view-change counter to the engine's running total."""
         if total > self._views_seen:
             self.view_changes.inc(total - self._views_seen)
             self._views_seen = total
+
+    def observe_noops(self, total: int) -> None:
+        """Advance the no-op delivery counter to the driver's running total."""
+        if total > self._noops_seen:
+            self.noops.inc(total - self._noops_seen)
+            self._noops_seen = total
 
     def render(self) -> bytes:
         """The Prometheus text exposition (gauges refreshed first)."""

@@ -3,7 +3,8 @@
 Names and shapes follow what users of BFT nodes know (CometBFT): ``status``, ``health``,
 ``broadcast_tx_async|sync|commit``, ``block``, ``tx``, ``account``, ``validators``,
 ``net_info``, ``unconfirmed_txs``, ``num_unconfirmed_txs``, ``commit``, ``call``,
-``dump_consensus_state``, ``evidence``. Parameters: transactions, hashes and addresses as ``0x`` hex
+``dump_consensus_state``, ``evidence``; and, only with ``rpc.unsafe = true`` in the config,
+``unsafe_flush_mempool`` and ``unsafe_set_log_level``. Parameters: transactions, hashes and addresses as ``0x`` hex
 strings; heights as integers (or their decimal strings, as GET routes pass them;
 ``"latest"`` or no height means the head).
 
@@ -26,6 +27,7 @@ the real ASGI app in ``tests/node/test_rpc.py``.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -41,6 +43,7 @@ from chain.mempool import MempoolRejected
 from chain.tx import decode_transaction
 from node.app import ApplyOutcome, ChainApp
 from node.jsonrpc import RpcError
+from node.logs import set_log_level
 from node.rpc_json import block_json, certificate_json, hexstr, receipt_json, tx_json
 
 __all__ = [
@@ -53,6 +56,8 @@ __all__ = [
     "block_json",
     "receipt_json",
 ]
+
+log = logging.getLogger("phalanx.node.rpc")
 
 NOT_FOUND = -32001
 TIMED_OUT = -32002
@@ -263,6 +268,8 @@ class RpcNode:
             "call": self.call,
             "dump_consensus_state": self.dump_consensus_state,
             "evidence": self.evidence,
+            "unsafe_flush_mempool": self.unsafe_flush_mempool,
+            "unsafe_set_log_level": self.unsafe_set_log_level,
         }
 
     # ------------------------------------------------------------------ info
@@ -436,6 +443,27 @@ class RpcNode:
 
     async def num_unconfirmed_txs(self) -> dict[str, Any]:
         return {"n_txs": len(self.app.mempool), "total_bytes": self.app.mempool.size_bytes}
+
+    # ------------------------------------------------------------------ unsafe
+
+    def _require_unsafe(self, method: str) -> None:
+        if not self.info.unsafe:
+            raise RpcError(UNSAFE_REFUSED, f"{method} changes this node's behaviour and is "
+                           f"refused: set rpc.unsafe = true in its config.toml to allow it")
+
+    async def unsafe_flush_mempool(self) -> dict[str, Any]:
+        """Drop every pending transaction of this node (peers keep theirs)."""
+        self._require_unsafe("unsafe_flush_mempool")
+        flushed = self.app.mempool.flush()
+        log.warning("mempool flushed over RPC: %d transactions dropped", flushed)
+        return {"flushed": flushed}
+
+    async def unsafe_set_log_level(self, level: str) -> dict[str, Any]:
+        """Change the level of this node's logs until it restarts."""
+        self._require_unsafe("unsafe_set_log_level")
+        set_log_level(str(level))
+        log.warning("log level set to %s over RPC", level)
+        return {"log_level": level}
 
     # ------------------------------------------------------------------ chain reads
 

@@ -202,7 +202,7 @@ async def _serve(config: NodeConfig, genesis: Genesis, key: Any, ledger: Ledger,
         network=instance_tag_of(genesis.chain_id),
         listen_host=listen_host, listen_port=listen_port,
         frame_bytes_max=config.p2p.frame_bytes_max,
-        send_queue_frames_max=max(config.p2p.send_queue_max, 64),
+        send_queue_frames_max=config.p2p.send_queue_max,
         handshake_timeout_seconds=config.p2p.handshake_timeout_ms / 1000,
     )
     peers = PeerManager(PeerId(node_id), key.seed, _peer_book(config, genesis), p2p_config)
@@ -265,6 +265,7 @@ async def _serve(config: NodeConfig, genesis: Genesis, key: Any, ledger: Ledger,
     def on_commit(outcome: Any) -> None:
         now = time.monotonic()
         metrics.block_interval.observe(now - last_commit[0])
+        metrics.block_processing.observe(outcome.seconds)
         last_commit[0] = now
         metrics.total_txs.inc(len(outcome.block.transactions))
         waiters.on_commit(outcome)
@@ -292,6 +293,7 @@ async def _serve(config: NodeConfig, genesis: Genesis, key: Any, ledger: Ledger,
         metrics.peers.set(len(peers.connected_peers()))
         stats = kit.inner.statistics()
         metrics.observe_view_changes(int(getattr(stats, "view_changes", 0)))
+        metrics.observe_noops(driver.noops)
         liveness.update_metrics(metrics)
         clocks.update_metrics(metrics, app.timestamp_rejections, app.invalid_proposals)
 

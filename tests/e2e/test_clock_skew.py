@@ -108,3 +108,13 @@ def test_a_skewed_validator_is_measured_refused_and_passed(net: Network) -> None
         assert block["timestamp"] <= now_ms + BOUND_MS, block
         proposers.add(block["proposer"])
     assert address(net.nodes[SKEWED].key) not in proposers
+    # 5. The node's metrics agree with what it reports: blocks were timed as they were
+    #    executed, and no-op deliveries (e.g. the refused primary's seqs) are counted.
+    node = net.nodes[1]
+    before = node.call("status", timeout=5)["noop_deliveries"]
+    text = httpx.get(f"{node.url}/metrics", timeout=5).text
+    after = node.call("status", timeout=5)["noop_deliveries"]
+    processed = re.search(r"^phalanx_state_block_processing_seconds_count (\S+)$", text, re.M)
+    assert processed and float(processed.group(1)) >= height - 1, processed
+    noops = re.search(r"^phalanx_consensus_noop_deliveries_total (\S+)$", text, re.M)
+    assert noops and before <= float(noops.group(1)) <= after

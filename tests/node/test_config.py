@@ -50,6 +50,12 @@ def test_missing_file_says_how_to_create_it(tmp_path: Path) -> None:
         ("[p2p]\npeers = ['127.0.0.1:7000']\n", r"p2p\.peers\[0\]: expected '<validator index>@host:port'"),
         ("[p2p]\npeers = 'x'\n", r"p2p\.peers: expected a list of strings"),
         ("this is = not = toml\n", r"not valid TOML"),
+        ("[p2p]\nheartbeat_ms = 0\n", r"p2p\.heartbeat_ms: must be positive"),
+        ("[p2p]\nhandshake_timeout_ms = 0\n", r"p2p\.handshake_timeout_ms: must be positive"),
+        ("[p2p]\nsend_queue_max = 8\n", r"p2p\.send_queue_max: must be at least 64"),
+        ("[consensus]\nblock_time_ms = 0\n", r"consensus\.block_time_ms: must be positive"),
+        ("[consensus]\nblock_bytes_max = 0\n", r"consensus\.block_bytes_max: must be positive"),
+        ("[mempool]\nbytes_max = 0\n", r"mempool\.bytes_max: must be positive"),
     ],
 )
 def test_invalid_field_is_named(tmp_path: Path, text: str, message: str) -> None:

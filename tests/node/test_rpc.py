@@ -7,6 +7,7 @@ A single validator with PBFT n=1 commits blocks in-process, so ``broadcast_tx_co
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -187,3 +188,32 @@ async def test_dump_consensus_state_net_info_and_metrics(node: Node) -> None:
 async def test_call_on_an_account_without_code(node: Node) -> None:
     res = await node.ok("call", {"to": "0x" + "42" * 20, "data": "0x"})
     assert res["success"] is True and res["return_data"] == "0x"
+
+
+async def test_unsafe_methods_are_refused_unless_enabled_in_config(node: Node) -> None:
+    app = node.c.driver(0).app
+    future = make_transaction(node.c.user, chain_id=CHAIN_ID, nonce=50, to=b"\x42" * 20,
+                              amount=1, fee=1, gas_limit=21_000)  # waits for nonces 0..49
+    app.admit(future.encoded)
+    for method, params in (("unsafe_flush_mempool", None),
+                           ("unsafe_set_log_level", {"level": "debug"})):
+        e = await node.err(method, params)
+        assert e["code"] == -32003 and "rpc.unsafe = true" in e["message"], e
+    assert future.hash in app.mempool  # refused: nothing changed
+
+    unsafe = RpcNode(app, node.c.genesis,
+                     NodeInfo("t", 0, "127.0.0.1:1", "127.0.0.1:2", unsafe=True))
+    asgi = build_app(Dispatcher(unsafe.methods()), body_bytes_max=4096,
+                     block_feed=CommitWaiters().block_feed, metrics=node.metrics.render)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi),
+                                 base_url="http://node") as client:
+        allowed = Node(node.c, client, node.metrics)
+        assert await allowed.ok("unsafe_flush_mempool") == {"flushed": 1}
+        assert future.hash not in app.mempool and len(app.mempool) == 0
+        assert (await allowed.err("unsafe_set_log_level", {"level": "loud"}))["code"] == -32602
+        try:
+            assert await allowed.ok("unsafe_set_log_level", {"level": "error"}) == \
+                {"log_level": "error"}
+            assert logging.getLogger("phalanx").level == logging.ERROR
+        finally:
+            logging.getLogger("phalanx").setLevel(logging.NOTSET)
