@@ -1,13 +1,14 @@
 """Node logging: JSON lines to ``logs/node.jsonl`` and a short human line on stderr.
 
 Each JSON line holds ``ts`` (ISO-8601 UTC), ``level``, ``logger``, ``msg`` and the node's
-context at that moment: ``lamport`` (the p2p Lamport clock), ``height`` and ``view``
-(provided by a callable the runtime installs with :func:`set_context`), plus ``exc`` when
-an exception is attached. The file handler flushes every line (a crashed node's last words
+context at that moment: ``lamport`` (the p2p Lamport clock), ``height``, ``view`` and
+``node`` (the validator index), provided by a callable the runtime installs with
+:func:`set_context`, plus ``exc`` when an exception is attached. :func:`set_log_level`
+changes the level of a running node (the ``unsafe_set_log_level`` RPC method). The file handler flushes every line (a crashed node's last words
 stay on disk). One file per node; nothing rotates it (test networks are short-lived).
 
 Called by :mod:`node.runtime` at start (:func:`setup_logging`) and at shutdown
-(:func:`close_logging`).
+(:func:`close_logging`), and by :mod:`node.rpc_methods`.
 """
 
 from __future__ import annotations
