@@ -56,7 +56,7 @@ from __future__ import annotations
 import enum
 import heapq
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -270,8 +270,14 @@ class Mempool:
         self._rejected[reason] += 1
         return MempoolRejected(reason, message)
 
-    def add(self, tx: Transaction | bytes) -> bytes:
+    def add(self, tx: Transaction | bytes, *, verified: Container[bytes] = ()) -> bytes:
         """Admit a transaction (decoded or encoded).
+
+        Args:
+            tx: the transaction.
+            verified: hashes of encodings whose signature the caller already verified (the
+                hash covers the signature, so these exact bytes verified); their signature
+                is not checked again.
 
         Returns:
             The transaction hash.
@@ -357,7 +363,7 @@ class Mempool:
             )
         if old is None and self._full_for(fee, sender, size):
             raise self._pool_full()
-        if not tx.verify_signature():
+        if tx_hash not in verified and not tx.verify_signature():
             raise self._reject(RejectReason.BAD_SIGNATURE, "the signature does not verify")
 
         # Room: the replaced transaction makes room; then evict lower-fee tails if needed.

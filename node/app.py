@@ -248,7 +248,7 @@ class ChainApp:
 
     def admit(self, tx: Transaction | bytes) -> bytes:
         """Add a transaction to the mempool (raises ``MempoolRejected``); returns its hash."""
-        tx_hash = self.mempool.add(tx)
+        tx_hash = self.mempool.add(tx, verified=self._verified)
         self._remember_verified(tx_hash)
         return tx_hash
 

@@ -197,6 +197,17 @@ def test_full_pool_sheds_a_newcomer_before_verifying_its_signature() -> None:
     assert len(mp) == 2
 
 
+def test_signature_is_not_checked_again_for_hashes_the_caller_verified() -> None:
+    mp = pool()
+    fake = forged(tx(A, 0))
+    assert reject(mp, fake) == RejectReason.BAD_SIGNATURE
+    # The caller vouches for these exact bytes (e.g. verified in a block's validity check).
+    assert mp.add(fake, verified={fake.hash}) == fake.hash
+    other = forged(tx(B, 0))
+    with pytest.raises(MempoolRejected):
+        mp.add(other, verified={fake.hash})
+
+
 def test_full_pool_never_evicts_the_newcomers_own_sender() -> None:
     mp = pool(MempoolConfig(tx_count_max=2))
     mp.add(tx(A, 0, fee=1))
