@@ -14,7 +14,7 @@ sender's predecessor. The sender's
 nonce ``k`` is released only after ``k - 1`` was released here, or is already used at the
 head, or pending in the mempool (the FIFO's ``next_nonce`` oracle: head nonce, then the
 sender's contiguous pending run). Released transactions are admitted in nonce order and,
-once admitted, gossiped on. So a sender's transactions sent in any order reach the
+once admitted, relayed (deferred, below). So a sender's transactions sent in any order reach the
 mempool in nonce order, and the mempool's gap rule (``nonce_gap_max``) no longer refuses
 a transaction merely because gossip reordered it.
 
@@ -23,8 +23,16 @@ with held transactions are advanced to their head nonce; what that releases goes
 the ``released`` channel (bounded, ``released_max``; overflow counted) to the same
 admission path.
 
+*Deferred relay.* A gossiped transaction admitted here is relayed to the other peers only
+if it is still pending ``relay_delay_s`` later. Validators form a full mesh and the origin
+already sent it to every peer it reaches, so an immediate relay made each node receive,
+decrypt and decode every transaction three times (n = 4) for nothing; a transaction
+committed within the delay is not relayed at all, while one the origin could not get to
+someone (a cut link, a lost batch) still spreads, one delay later.
+
 Bounds: those of the FIFO (``held_max``, ``held_per_sender_max``, oldest dropped and
-counted in the ``mempool_tx_held_back_dropped`` metric) and ``released_max``.
+counted in the ``mempool_tx_held_back_dropped`` metric), ``released_max``, and
+``relay_pending_max`` (beyond it a transaction is relayed at once, as before).
 
 Who calls it: :mod:`node.runtime` (``run`` in the node's nursery, ``on_commit`` as a
 commit listener).
@@ -61,11 +69,15 @@ class TxIntake:
         metrics: the node's metrics.
         held_max / held_per_sender_max: hold-back bounds (see :class:`SenderFifo`).
         released_max: bound of the channel that carries releases made by commits.
+        relay_delay_s: how long an admitted gossiped transaction waits before it is relayed
+            (only if still pending then).
+        relay_pending_max: most transactions waiting to be relayed.
     """
 
     def __init__(self, app: ChainApp, gossip: GossipService, metrics: NodeMetrics, *,
                  held_max: int = 4096, held_per_sender_max: int = 64,
-                 released_max: int = 1024) -> None:
+                 released_max: int = 1024, relay_delay_s: float = 1.0,
+                 relay_pending_max: int = 20_000) -> None:
         self.app = app
         self.gossip = gossip
         self.metrics = metrics
@@ -74,6 +86,11 @@ class TxIntake:
                                                   hold_check=self._signed)
         self._released_send, self._released = trio.open_memory_channel[_Item](released_max)
         self.released_dropped = 0
+        self.relay_delay_s = relay_delay_s
+        self._relay_send, self._relay_due = trio.open_memory_channel[
+            tuple[float, PeerId, bytes, bytes]](relay_pending_max)
+        self.relayed = 0
+        self.relay_skipped = 0
         self._dropped_seen = 0
         self._holding = False
 
@@ -109,6 +126,7 @@ class TxIntake:
         """Admit gossiped transactions in per-sender nonce order until cancelled."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._released_loop)
+            nursery.start_soon(self._relay_loop)
             task_status.started()
             async for peer, raw in self.gossip.delivered:
                 try:
@@ -124,6 +142,15 @@ class TxIntake:
     async def _released_loop(self) -> None:
         async for item in self._released:
             await self._admit(item)
+
+    async def _relay_loop(self) -> None:
+        async for due, peer, raw, tx_hash in self._relay_due:
+            await trio.sleep_until(due)
+            if tx_hash in self.app.mempool:      # not committed yet: someone may lack it
+                self.relayed += 1
+                await self.gossip.submit(raw, origin=peer)
+            else:
+                self.relay_skipped += 1
 
     def _signed(self, item: _Item) -> bool:
         """Hold-back admission: only a correctly signed transaction may wait for its nonce."""
@@ -141,7 +168,12 @@ class TxIntake:
             if e.reason is RejectReason.BAD_SIGNATURE:     # a forgery does not move the order
                 self.fifo.retract(tx.sender_address, int(tx.nonce))
             return
-        await self.gossip.submit(raw, origin=peer)
+        try:
+            self._relay_send.send_nowait((trio.current_time() + self.relay_delay_s, peer, raw,
+                                          tx.hash))
+        except trio.WouldBlock:
+            self.relayed += 1
+            await self.gossip.submit(raw, origin=peer)
 
     def _observe(self) -> None:
         held = len(self.fifo)
@@ -157,4 +189,5 @@ class TxIntake:
         s = self.fifo.statistics()
         return {"held": s.held, "senders_held": s.senders_held, "held_total": s.held_total,
                 "dropped_full": s.dropped_full, "dropped_stale": s.dropped_stale,
-                "released_dropped": self.released_dropped}
+                "released_dropped": self.released_dropped, "relayed": self.relayed,
+                "relay_skipped": self.relay_skipped}

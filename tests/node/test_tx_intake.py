@@ -9,7 +9,7 @@ from chain.keys import PrivateKey
 from chain.ledger import Ledger
 from chain.mempool import MempoolConfig, MempoolRejected, RejectReason
 from chain.tx import Transaction, make_transaction
-from node.app import ChainApp
+from node.app import ChainApp, LedgerStateView
 from node.metrics import NodeMetrics
 from node.tx_intake import TxIntake
 from p2p import PeerId
@@ -42,7 +42,7 @@ def _app_and_txs() -> tuple[ChainApp, list[Transaction]]:
 async def test_reverse_nonce_order_is_all_admitted_in_nonce_order() -> None:
     app, txs = _app_and_txs()
     gossip = FakeGossip()
-    intake = TxIntake(app, gossip, NodeMetrics())  # type: ignore[arg-type]
+    intake = TxIntake(app, gossip, NodeMetrics(), relay_delay_s=0)  # type: ignore[arg-type]
     for tx in reversed(txs):
         gossip.send.send_nowait((PeerId(1), tx.encoded))
     # a forged signature (last byte flipped) from another sender, nonce 1: refused before
@@ -53,7 +53,7 @@ async def test_reverse_nonce_order_is_all_admitted_in_nonce_order() -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(intake.run)
         with trio.fail_after(10):
-            while len(app.mempool) < COUNT:
+            while len(app.mempool) < COUNT or len(gossip.relayed) < COUNT:
                 await trio.sleep(0.01)
         nursery.cancel_scope.cancel()
     assert [tx.nonce for tx in app.mempool.pending(txs[0].sender_address)] == list(range(COUNT))
@@ -72,3 +72,25 @@ def test_without_the_intake_reverse_order_hits_the_gap_rule() -> None:
             refused.append(e.reason)
     assert refused and set(refused) == {RejectReason.NONCE_GAP_TOO_LARGE}
     assert len(app.mempool) < COUNT
+
+
+async def test_relay_waits_and_skips_what_was_committed_meanwhile(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """The origin already reached every peer it could: relay only what is still pending."""
+    app, txs = _app_and_txs()
+    gossip = FakeGossip()
+    intake = TxIntake(app, gossip, NodeMetrics(), relay_delay_s=1.0)  # type: ignore[arg-type]
+    for tx in txs[:2]:
+        gossip.send.send_nowait((PeerId(1), tx.encoded))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(intake.run)
+        with trio.fail_after(0.5):
+            while len(app.mempool) < 2:
+                await trio.sleep(0.01)
+        assert gossip.relayed == []                      # admitted, not relayed yet
+        app.mempool.update([txs[0]], LedgerStateView(app.ledger))   # txs[0] got committed
+        await trio.sleep(1.5)
+        nursery.cancel_scope.cancel()
+    assert gossip.relayed == [txs[1].encoded]            # only the one still pending
+    stats = intake.statistics()
+    assert stats["relayed"] == 1 and stats["relay_skipped"] == 1
