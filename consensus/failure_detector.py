@@ -171,6 +171,22 @@ class HeartbeatDetectorBase:
 
     # -- queries ------------------------------------------------------------------------
 
+    def timeout_of(self, peer: NodeId) -> int:
+        """The silence, in ticks, after which ``peer`` would now be suspected."""
+        raise NotImplementedError
+
+    def statistics(self) -> DetectorStatistics:
+        """Counters, current suspicions and each peer's current timeout."""
+        return DetectorStatistics(
+            heartbeats_sent=self._sent,
+            heartbeats_received=self._received,
+            heartbeats_ignored=self._ignored,
+            suspicions=self._suspicions,
+            false_suspicions=self._false_suspicions,
+            suspected=self.suspected(),
+            timeouts={p: self.timeout_of(p) for p in self.peers},
+        )
+
     def suspected(self) -> frozenset[NodeId]:
         """Peers currently suspected to have crashed."""
         return frozenset(self._suspected)
@@ -279,18 +295,6 @@ class HeartbeatFailureDetector(HeartbeatDetectorBase):
     def timeout_of(self, peer: NodeId) -> int:
         """The current timeout for ``peer``, in ticks."""
         return self._timeout[peer]
-
-    def statistics(self) -> DetectorStatistics:
-        """Counters and current suspicions."""
-        return DetectorStatistics(
-            heartbeats_sent=self._sent,
-            heartbeats_received=self._received,
-            heartbeats_ignored=self._ignored,
-            suspicions=self._suspicions,
-            false_suspicions=self._false_suspicions,
-            suspected=self.suspected(),
-            timeouts=dict(self._timeout),
-        )
 
     def _overdue(self, peer: NodeId, silence: int) -> bool:
         return silence > self._timeout[peer]

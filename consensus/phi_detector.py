@@ -36,7 +36,6 @@ from collections.abc import Iterable
 
 from consensus.contract import ConsensusBug, NodeId
 from consensus.failure_detector import (
-    DetectorStatistics,
     HeartbeatDetectorBase,
 )
 
@@ -134,18 +133,6 @@ class PhiAccrualFailureDetector(HeartbeatDetectorBase):
         while phi(t, mean, std) < self.threshold and t < _PHI_MAX:
             t += max(1, math.ceil(std / 4))
         return t
-
-    def statistics(self) -> DetectorStatistics:
-        """Counters, current suspicions and each peer's effective timeout."""
-        return DetectorStatistics(
-            heartbeats_sent=self._sent,
-            heartbeats_received=self._received,
-            heartbeats_ignored=self._ignored,
-            suspicions=self._suspicions,
-            false_suspicions=self._false_suspicions,
-            suspected=self.suspected(),
-            timeouts={p: self.timeout_of(p) for p in self.peers},
-        )
 
     # -- hooks of the shared heartbeat machinery ---------------------------------------------
 
