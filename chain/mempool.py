@@ -227,6 +227,10 @@ class Mempool:
         entry = self._by_hash.get(tx_hash)
         return None if entry is None else entry.tx
 
+    def head_nonce(self, sender: bytes) -> int:
+        """``sender``'s nonce at the head, through the (cached) state view admission uses."""
+        return self._view.nonce(sender)
+
     def pending(self, sender: bytes) -> list[Transaction]:
         """Pending transactions of ``sender`` (an address), by nonce."""
         s = self._senders.get(sender)

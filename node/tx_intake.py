@@ -96,7 +96,7 @@ class TxIntake:
 
     def next_nonce(self, sender: bytes) -> int:
         """The sender's first nonce neither used at the head nor pending in the mempool."""
-        nonce = int(self.app.ledger.account(sender).nonce)
+        nonce = self.app.mempool.head_nonce(sender)   # cached per head, no ledger read
         pending = self.app.mempool.pending(sender)
         for tx in pending:
             if tx.nonce == nonce:
