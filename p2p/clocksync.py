@@ -19,8 +19,8 @@ clock), averages the rest, and sends each replying node the signed adjustment th
 clock to that average (:class:`Adjust`). A single liar cannot drag the average further than
 ``outlier_us`` from the median of the honest majority.
 
-:func:`median_time` and :func:`timestamp_within` bound a proposed block's timestamp around
-the validators' median time; the per-peer Cristian estimates are for ``net_info``.
+:func:`median_time` (the lower median) and :func:`timestamp_within` bound a timestamp
+around the validators' median time; the per-peer Cristian estimates are for ``net_info``.
 
 Invariants: at most ``pending_max`` requests are outstanding (the oldest is forgotten
 first); replies that answer no pending request, or whose round trip is negative or above
@@ -43,6 +43,7 @@ import statistics
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import rlp
 from rlp.sedes import List, big_endian_int
@@ -67,6 +68,7 @@ __all__ = [
 ]
 
 _UINT64_MAX = (1 << 64) - 1
+_Time = TypeVar("_Time", int, float)
 _KIND_REQUEST, _KIND_REPLY, _KIND_ADJUST = 1, 2, 3
 _SEDES = List([big_endian_int, big_endian_int, big_endian_int, big_endian_int,
                big_endian_int], strict=True)
@@ -378,13 +380,13 @@ def median_offset_us(peer_offsets_us: Iterable[float], times_min: int = 1) -> fl
     Returns:
         The lower median of ``{0} + offsets``, or None.
     """
-    values = sorted([0.0, *peer_offsets_us])
+    values = [0.0, *peer_offsets_us]
     if len(values) < times_min:
         return None
-    return values[(len(values) - 1) // 2]
+    return median_time(values)
 
 
-def median_time(times_us: Iterable[int]) -> int:
+def median_time(times_us: Iterable[_Time]) -> _Time:
     """The median of the validators' times (the lower median for an even count).
 
     Raises:
