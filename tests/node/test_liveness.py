@@ -4,8 +4,9 @@ heartbeats under a mock clock (a small hub plays the p2p layer between NodeLiven
 
 from __future__ import annotations
 
+import contextlib
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 import rlp
@@ -158,6 +159,17 @@ class Hub:
             await trio.sleep(CONFIG.heartbeat_ms / 1000)
 
 
+@contextlib.asynccontextmanager
+async def running_hub(n: int) -> AsyncIterator[tuple[Hub, list[NodeLiveness], trio.Nursery]]:
+    """``n`` liveness drivers started on a :class:`Hub` that beats every 500 ms."""
+    hub = Hub(n)
+    async with trio.open_nursery() as nursery:
+        nodes = [await hub.start(nursery, i) for i in range(n)]
+        nursery.start_soon(hub.beat_forever)
+        yield hub, nodes, nursery
+        nursery.cancel_scope.cancel()
+
+
 async def _wait(what: str, check: Callable[[], bool], seconds: float = 30) -> float:
     start = trio.current_time()
     with trio.fail_after(seconds):
@@ -168,10 +180,7 @@ async def _wait(what: str, check: Callable[[], bool], seconds: float = 30) -> fl
 
 async def test_a_silent_peer_is_suspected_after_its_timeout_and_trusted_when_it_returns(
         autojump_clock: trio.testing.MockClock) -> None:
-    hub = Hub(4)
-    async with trio.open_nursery() as nursery:
-        nodes = [await hub.start(nursery, i) for i in range(4)]
-        nursery.start_soon(hub.beat_forever)
+    async with running_hub(4) as (hub, nodes, nursery):
         await trio.sleep(20)
         assert all(nd.suspected() == [] for nd in nodes)
         assert all(p.phi < 1 for p in nodes[0].peers())
@@ -191,10 +200,7 @@ async def test_a_silent_peer_is_suspected_after_its_timeout_and_trusted_when_it_
 
 async def test_a_crash_is_confirmed_by_a_quorum_with_its_reporters_and_cleared_after_restart(
         autojump_clock: trio.testing.MockClock) -> None:
-    hub = Hub(4)
-    async with trio.open_nursery() as nursery:
-        nodes = [await hub.start(nursery, i) for i in range(4)]
-        nursery.start_soon(hub.beat_forever)
+    async with running_hub(4) as (hub, nodes, nursery):
         await trio.sleep(10)
         hub.kill(3)
         await _wait("3 confirmed everywhere",
@@ -217,10 +223,7 @@ async def test_a_crash_is_confirmed_by_a_quorum_with_its_reporters_and_cleared_a
 
 async def test_one_silent_link_is_suspected_locally_but_not_confirmed(
         autojump_clock: trio.testing.MockClock) -> None:
-    hub = Hub(4)
-    async with trio.open_nursery() as nursery:
-        nodes = [await hub.start(nursery, i) for i in range(4)]
-        nursery.start_soon(hub.beat_forever)
+    async with running_hub(4) as (hub, nodes, nursery):
         await trio.sleep(5)
         hub.cut.add((3, 0))                   # only 0 stops hearing 3
         await _wait("0 suspects 3", lambda: nodes[0].suspected() == [3])
@@ -238,10 +241,7 @@ def _liar(target: int, version: int) -> Callable[[NodeLiveness], bytes]:
 
 async def test_a_single_lying_reporter_cannot_confirm_but_two_liars_beyond_f_can(
         autojump_clock: trio.testing.MockClock) -> None:
-    hub = Hub(4)
-    async with trio.open_nursery() as nursery:
-        nodes = [await hub.start(nursery, i) for i in range(4)]
-        nursery.start_soon(hub.beat_forever)
+    async with running_hub(4) as (hub, nodes, nursery):
         hub.status[1] = _liar(2, 2**63)     # 1 claims live 2 is dead, with a huge version
         await trio.sleep(10)
         assert nodes[0].gossip.reporters_of(NodeId(2)) == {1}
@@ -254,10 +254,7 @@ async def test_a_single_lying_reporter_cannot_confirm_but_two_liars_beyond_f_can
 
 async def test_a_crashed_reporters_stale_report_does_not_help_a_liar_confirm(
         autojump_clock: trio.testing.MockClock) -> None:
-    hub = Hub(4)
-    async with trio.open_nursery() as nursery:
-        nodes = [await hub.start(nursery, i) for i in range(4)]
-        nursery.start_soon(hub.beat_forever)
+    async with running_hub(4) as (hub, nodes, nursery):
         hub.cut.add((2, 3))                   # 3 stops hearing 2 and reports it ...
         await _wait("0 hears 3's report",
                     lambda: nodes[0].gossip.reporters_of(NodeId(2)) == {3})
@@ -273,10 +270,7 @@ async def test_a_crashed_reporters_stale_report_does_not_help_a_liar_confirm(
 
 async def test_a_restarted_reporter_replaces_its_pre_crash_report(
         autojump_clock: trio.testing.MockClock) -> None:
-    hub = Hub(4)
-    async with trio.open_nursery() as nursery:
-        nodes = [await hub.start(nursery, i) for i in range(4)]
-        nursery.start_soon(hub.beat_forever)
+    async with running_hub(4) as (hub, nodes, nursery):
         hub.cut.add((2, 3))                   # 3 stops hearing 2 and reports it
         await _wait("0 hears 3's report",
                     lambda: nodes[0].gossip.reporters_of(NodeId(2)) == {3})
@@ -293,10 +287,7 @@ async def test_a_restarted_reporter_replaces_its_pre_crash_report(
 
 async def test_an_outage_does_not_slow_the_detection_of_the_next_crash(
         autojump_clock: trio.testing.MockClock) -> None:
-    hub = Hub(4)
-    async with trio.open_nursery() as nursery:
-        nodes = [await hub.start(nursery, i) for i in range(4)]
-        nursery.start_soon(hub.beat_forever)
+    async with running_hub(4) as (hub, nodes, nursery):
         await trio.sleep(10)
         took, timeouts = [], []
 
