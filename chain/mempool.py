@@ -58,7 +58,7 @@ import heapq
 from collections import Counter
 from collections.abc import Container, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeGuard
 
 from chain.errors import ChainError, DecodeError
 from chain.params import intrinsic_gas
@@ -375,7 +375,7 @@ class Mempool:
         volume = self._bytes + size - (old.size if old is not None else 0)
         while count > config.tx_count_max or volume > config.bytes_max:
             victim = self._lowest_tail()
-            if victim is None or victim.fee >= fee or victim.sender == sender:
+            if not _may_evict(victim, fee, sender):
                 raise self._pool_full()
             self._remove(victim)
             self._evicted += 1
@@ -407,8 +407,7 @@ class Mempool:
         config = self.config
         if len(self._by_hash) < config.tx_count_max and self._bytes + size <= config.bytes_max:
             return False
-        victim = self._lowest_tail()
-        return victim is None or victim.fee >= fee or victim.sender == sender
+        return not _may_evict(self._lowest_tail(), fee, sender)
 
     def _pool_full(self) -> MempoolRejected:
         return self._reject(
@@ -535,3 +534,9 @@ class Mempool:
                     continue
             self._remove(entry)
             self._dropped += 1
+
+
+def _may_evict(victim: _Entry | None, fee: int, sender: bytes) -> TypeGuard[_Entry]:
+    """Whether a newcomer paying ``fee`` from ``sender`` may push ``victim`` (the lowest-fee
+    tail) out: it must pay strictly more and belong to someone else."""
+    return victim is not None and victim.fee < fee and victim.sender != sender
