@@ -136,6 +136,25 @@ def encode_snapshot_request(request_id: int, height: int, index: int) -> bytes:
     return bytes(rlp.encode([GET_SNAPSHOT, request_id, height, index]))
 
 
+def decode_request_fields(payload: bytes, kind: int) -> tuple[int, int, int]:
+    """The three canonical unsigned fields after ``kind`` of a ``[kind, id, a, b]`` request
+    (block sync's and snapshot sync's requests share this shape).
+
+    Raises:
+        ValueError: malformed, or a request of another kind.
+    """
+    try:
+        items = rlp.decode(payload, strict=True)
+    except rlp.exceptions.RLPException as e:
+        raise ValueError(str(e)) from None
+    if not isinstance(items, list) or len(items) != 4:
+        raise ValueError("expected 4 fields")
+    got, rid, a, b = (_uint(x) for x in items)
+    if got != kind:
+        raise ValueError(f"request kind {got}, expected {kind}")
+    return rid, a, b
+
+
 def decode_snapshot_request(payload: bytes) -> tuple[int, int, int]:
     """``(id, height, index)`` of a snapshot request.
 
@@ -143,15 +162,9 @@ def decode_snapshot_request(payload: bytes) -> tuple[int, int, int]:
         SnapshotSyncError: malformed or not a snapshot request.
     """
     try:
-        items = rlp.decode(payload, strict=True)
-        if not isinstance(items, list) or len(items) != 4:
-            raise ValueError("expected 4 fields")
-        kind, rid, height, index = (_uint(x) for x in items)
-    except Exception as e:
+        return decode_request_fields(payload, GET_SNAPSHOT)
+    except ValueError as e:
         raise SnapshotSyncError(f"bad snapshot request: {e}") from None
-    if kind != GET_SNAPSHOT:
-        raise SnapshotSyncError(f"not a snapshot request (kind {kind})")
-    return rid, height, index
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ from node.snapshot_sync import (
     SnapshotFetcher,
     SnapshotServer,
     SnapshotSyncError,
+    decode_request_fields,
     decode_snapshot_request,
     encode_snapshot_response,
 )
@@ -80,12 +81,9 @@ def encode_request(request_id: int, from_height: int, count: int) -> bytes:
 
 def decode_request(payload: bytes) -> tuple[int, int, int]:
     try:
-        kind, rid, start, count = (int.from_bytes(x, "big") for x in rlp.decode(payload, strict=True))
-    except Exception as e:
+        return decode_request_fields(payload, GET_BLOCKS)
+    except ValueError as e:
         raise SyncError(f"bad sync request: {e}") from None
-    if kind != GET_BLOCKS:
-        raise SyncError(f"unknown sync request kind {kind}")
-    return rid, start, count
 
 
 def encode_response(
