@@ -93,8 +93,10 @@ class ChainGen:
             )
         return txs
 
-    def next_block(self, ledger: Ledger) -> tuple[Block, CommitCertificate, BlockResult]:
-        """Build, execute and certify the block after ``ledger``'s head (nothing written)."""
+    def next_block(self, ledger: Ledger, transactions: list[Transaction] | None = None
+                   ) -> tuple[Block, CommitCertificate, BlockResult]:
+        """Build, execute and certify the block after ``ledger``'s head (nothing written),
+        carrying ``transactions`` if given (a proposer may pick any) or the generator's own."""
         head = ledger.head
         height = head.height + 1
         block = build_block(
@@ -104,7 +106,8 @@ class ChainGen:
             timestamp=self.genesis.genesis_time + height,
             proposer=self.validator.address,
             state_root=head.state_root,
-            transactions=self.transactions(ledger, height),
+            transactions=self.transactions(ledger, height) if transactions is None
+            else transactions,
             last_commit=EMPTY_CERTIFICATE if height <= 1 else ledger.certificate(height - 1),
         )
         result = self.executor.apply_block(ledger.state(), block)

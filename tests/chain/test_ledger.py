@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chain._ledger_records import decode_receipts, encode_receipts
-from chain.block import EMPTY_CERTIFICATE, Block, build_block, make_certificate
+from chain.block import Block, make_certificate
 from chain.db import KeyValueDB, LevelDB, MemoryDB, schema
 from chain.encoding import CountableList, decode, encode
 from chain.errors import DecodeError
@@ -294,22 +294,7 @@ def test_a_database_with_foreign_data_is_not_taken_for_a_ledger(db: KeyValueDB) 
 
 def _commit_with(gen: ChainGen, ledger: Ledger, txs: list[Transaction]) -> Block:
     """Commit the next block carrying exactly ``txs`` (a proposer may pick any)."""
-    head = ledger.head
-    height = head.height + 1
-    block = build_block(
-        chain_id=CHAIN_ID,
-        height=height,
-        parent_hash=head.block_hash,
-        timestamp=gen.genesis.genesis_time + height,
-        proposer=gen.validator.address,
-        state_root=head.state_root,
-        transactions=txs,
-        last_commit=EMPTY_CERTIFICATE if height <= 1 else ledger.certificate(height - 1),
-    )
-    result = gen.executor.apply_block(ledger.state(), block)
-    cert = make_certificate(
-        height=height, view=0, block_hash=block.hash, votes=[(0, gen.validator.sign(block.hash))]
-    )
+    block, cert, result = gen.next_block(ledger, txs)
     ledger.commit_block(block, cert, result)
     return block
 
