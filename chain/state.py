@@ -39,7 +39,7 @@ Callers: :mod:`chain.executor` (per transaction), the VM runtime (per call frame
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -77,9 +77,11 @@ __all__ = [
     "StateCorruption",
     "StateDB",
     "StateError",
+    "account_writes",
     "apply_writes",
     "decode_account",
     "full_state_root",
+    "read_account_fields",
 ]
 
 #: Code hash of an account without code: SHA-256 of the empty string.
@@ -171,6 +173,8 @@ class StateDB:
         db: the database holding the state as of ``commitment``.
         commitment: the state commitment the db content corresponds to.
         read_cache_entries_max: soft bound on cached db reads; checked at each commit.
+        head_accounts: accounts known to equal the db's (the ledger's cache of what recent
+            commits wrote), consulted before a db read; never written here.
     """
 
     def __init__(
@@ -179,12 +183,14 @@ class StateDB:
         commitment: bytes,
         *,
         read_cache_entries_max: int = READ_CACHE_ENTRIES_MAX,
+        head_accounts: Mapping[bytes, _AccountTuple] | None = None,
     ) -> None:
         if len(commitment) != 32:
             raise ValueError("a state commitment is 32 bytes")
         self._db = db
         self._commitment = bytes(commitment)
         self._read_cache_entries_max = read_cache_entries_max
+        self._head_accounts: Mapping[bytes, _AccountTuple] = head_accounts or {}
         # Dirty overlay.
         self._accounts: dict[bytes, _AccountTuple] = {}
         self._storage: dict[bytes, bytes] = {}  # storage key -> 32-byte word (ZERO_WORD = delete)
@@ -216,14 +222,9 @@ class StateDB:
         acct = self._clean_accounts.get(address)
         if acct is not None:
             return acct
-        raw = self._db.get(make_account_key(address))
-        if raw is None:
-            acct = _EMPTY
-        else:
-            try:
-                acct = decode_account_fields(raw)
-            except (ValueError, IndexError) as e:
-                raise StateCorruption(f"account record of 0x{address.hex()}: {e}") from e
+        acct = self._head_accounts.get(address)
+        if acct is None:
+            acct = read_account_fields(self._db, address)
         self._clean_accounts[address] = acct
         return acct
 
@@ -469,6 +470,29 @@ class StateDB:
         self._code = {}
         self._journal = []
         self._snapshots = []
+
+
+def read_account_fields(db: KeyValueDB, address: bytes) -> _AccountTuple:
+    """``(nonce, balance, code_hash)`` of ``address`` as ``db`` holds it (empty if absent).
+
+    Raises:
+        StateCorruption: the stored record does not decode.
+    """
+    raw = db.get(make_account_key(address))
+    if raw is None:
+        return _EMPTY
+    try:
+        return decode_account_fields(raw)
+    except (ValueError, IndexError) as e:
+        raise StateCorruption(f"account record of 0x{address.hex()}: {e}") from e
+
+
+def account_writes(writes: Mapping[bytes, bytes | None]) -> Iterator[tuple[bytes, _AccountTuple]]:
+    """The ``(address, (nonce, balance, code_hash))`` of each account among ``writes``."""
+    skip = len(ACCOUNT_PREFIX)
+    for key, value in writes.items():
+        if key.startswith(ACCOUNT_PREFIX):
+            yield key[skip:], _EMPTY if value is None else decode_account_fields(value)
 
 
 def apply_writes(db: KeyValueDB, writes: Mapping[bytes, bytes | None]) -> None:

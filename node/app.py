@@ -99,8 +99,8 @@ def block_digest(value: bytes) -> bytes:
 class LedgerStateView:
     """Nonces and balances at one ledger head, for mempool admission and selection.
 
-    Each account is read from the ledger (a database read and a decode) at most once per
-    view: admission asks for a sender's nonce and balance for every transaction, and the
+    Each account is read from the ledger (its cache of the accounts recent commits wrote,
+    else a database read and a decode) at most once per view: admission asks for a sender's nonce and balance for every transaction, and the
     proposer asks for every pending sender's nonce per block, so uncached reads were a
     large share of a loaded node's CPU. The node makes a fresh view after every commit
     (:meth:`ChainApp.finish_delivery`), so a view never outlives its head by more than the
@@ -118,8 +118,8 @@ class LedgerStateView:
     def _read(self, address: bytes) -> tuple[int, int]:
         got = self._accounts.get(address)
         if got is None:
-            account = self._ledger.account(address)
-            got = (int(account.nonce), int(account.balance))
+            nonce, balance, _ = self._ledger.account_fields(address)
+            got = (nonce, balance)
             if len(self._accounts) >= self._accounts_max:
                 self._accounts.clear()
             self._accounts[address] = got

@@ -114,7 +114,7 @@ class TxIntake:
         for sender in senders:
             if not self.fifo.holds(sender):
                 continue
-            head_nonce = int(self.app.ledger.account(sender).nonce)
+            head_nonce = self.app.ledger.account_fields(sender)[0]
             for item in self.fifo.advance(sender, head_nonce):
                 try:
                     self._released_send.send_nowait(item)

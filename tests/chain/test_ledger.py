@@ -329,3 +329,41 @@ def test_a_transaction_included_again_keeps_the_index_of_its_execution(db: KeyVa
     assert ledger.prune_below(3) == 1  # drops block 2: ``first`` executed there
     with pytest.raises(NotFound):
         ledger.transaction(first.hash)
+
+
+def test_cached_head_accounts_read_like_a_fresh_ledger(db: KeyValueDB) -> None:
+    """The ledger keeps the accounts each commit wrote; what it answers from that cache must
+    be what a ledger reading only the database answers, block after block."""
+    gen = ChainGen()
+    ledger = gen.open(db)
+    addresses = [k.address for k in gen.keys] + [gen.validator.address, b"\x77" * 20]
+    for _ in range(5):
+        gen.commit_next(ledger)
+        fresh = Ledger.open(db, gen.genesis)          # empty cache: database reads only
+        for address in addresses:
+            assert ledger.account_fields(address) == fresh.account_fields(address)
+            assert ledger.account(address) == fresh.account(address)
+            assert ledger.state().get_account(address) == fresh.account(address)
+    # The senders really are served from the cache (no database read).
+    assert all(k.address in ledger._head_accounts for k in gen.keys)
+
+
+def test_reload_forgets_cached_accounts(db: KeyValueDB) -> None:
+    """After the database is replaced underneath (a snapshot install), the ledger reads the
+    accounts it now holds, not the ones its own last commit wrote."""
+    gen = ChainGen()
+    ledger = gen.open(db)
+    before = _dump(db)
+    sender = gen.keys[0].address
+    genesis_nonce = ledger.account_fields(sender)[0]
+    gen.commit_next(ledger)
+    assert ledger.account_fields(sender)[0] == genesis_nonce + 1
+    with db.write_batch() as batch:              # put back the genesis-only database
+        for key, _ in _dump(db):
+            batch.delete(key)
+        for key, value in before:
+            batch.put(key, value)
+    ledger.reload()
+    assert ledger.height == 0
+    assert ledger.account_fields(sender)[0] == genesis_nonce
+    assert ledger.account(sender).nonce == genesis_nonce
