@@ -24,6 +24,7 @@ Called by the block builder (node), the executor, the ledger, sync and the API.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -375,10 +376,17 @@ def decode_certificate(data: bytes) -> CommitCertificate:
     return cert
 
 
-def decode_block(data: bytes) -> Block:
+def decode_block(data: bytes, known: Callable[[bytes], Transaction | None] | None = None) -> Block:
     """Decode a block strictly, using the fast transaction decoder.
 
     Structure is decoded, not validated: call :meth:`Block.validate_structure` next.
+
+    Args:
+        data: the block's encoding.
+        known: looks a transaction up by its hash (SHA-256 of its encoding), e.g. in the
+            mempool; a transaction it returns is used as it is, not decoded again. A backup
+            has most of a proposed block's transactions from gossip already, decoded and
+            with their signature checks cached.
 
     Raises:
         DecodeError: oversized, malformed or non-canonical input, or too many transactions.
@@ -398,10 +406,20 @@ def decode_block(data: bytes) -> Block:
         raise DecodeError(f"block: {len(raw_txs)} transactions, max {MAX_BLOCK_TXS}")
     txs = []
     for i, raw in enumerate(raw_txs):
+        digest = None
+        if known is not None:
+            digest = hashlib.sha256(raw).digest()
+            tx = known(digest)
+            if tx is not None and tx.encoded == raw:
+                txs.append(tx)
+                continue
         try:
-            txs.append(decode_transaction(raw))
+            tx = decode_transaction(raw)
         except DecodeError as e:
             raise DecodeError(f"block.transactions[{i}]: {e}") from e
+        if digest is not None:
+            tx._digest = digest
+        txs.append(tx)
     cert = decode_certificate(parts[2])
     block = Block(header, tuple(txs), cert)
     block._cached_rlp = data

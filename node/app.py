@@ -331,7 +331,7 @@ class ChainApp:
         block = self._decoded.get(digest)
         if block is None:
             try:
-                block = decode_block(value)
+                block = decode_block(value, known=self.mempool.get)
             except ChainError as e:
                 return f"undecodable block: {e}"
         try:

@@ -264,3 +264,29 @@ def test_equality_is_by_encoding() -> None:
     assert decode_block(b1.encoded) == b1
     assert b1 != b2
     assert len({b1, decode_block(b1.encoded), b2}) == 2
+
+
+def test_decode_block_reuses_known_transactions_and_only_exact_ones() -> None:
+    """``known`` (a mempool lookup) saves decoding a backup's gossiped transactions; what
+    it hands back is used only if its encoding is the block's."""
+    _, b1, _, _ = _chain()
+    raw = bytes(b1.encoded)
+    pool = {tx.hash: decode_block(raw).transactions[i] for i, tx in enumerate(b1.transactions[:2])}
+    asked: list[bytes] = []
+
+    def lookup(tx_hash: bytes) -> Transaction | None:
+        asked.append(tx_hash)
+        return pool.get(tx_hash)
+
+    block = decode_block(raw, known=lookup)
+    assert block == b1 and block.hash == b1.hash
+    assert asked == [tx.hash for tx in b1.transactions]
+    assert block.transactions[0] is pool[b1.transactions[0].hash]
+    assert block.transactions[1] is pool[b1.transactions[1].hash]
+    assert block.transactions[2] not in pool.values()
+    assert block.transactions[2].hash == b1.transactions[2].hash
+    # A lookup that answers with another transaction for a hash is not believed.
+    other = _txs(5)[4]
+    lying = decode_block(raw, known=lambda _h: other)
+    assert lying == b1
+    assert all(tx is not other for tx in lying.transactions)
