@@ -32,7 +32,9 @@ someone (a cut link, a lost batch) still spreads, one delay later.
 
 Bounds: those of the FIFO (``held_max``, ``held_per_sender_max``, oldest dropped and
 counted in the ``mempool_tx_held_back_dropped`` metric), ``released_max``, and
-``relay_pending_max`` (beyond it a transaction is relayed at once, as before).
+``relay_pending_max`` (beyond it a transaction is relayed at once, as before). The relay
+task wakes once per batch (due transactions leave together, at most ``RELAY_BATCH_S``
+late), not once per transaction.
 
 Who calls it: :mod:`node.runtime` (``run`` in the node's nursery, ``on_commit`` as a
 commit listener).
@@ -40,8 +42,10 @@ commit listener).
 
 from __future__ import annotations
 
+import collections
 import logging
-from typing import Any
+import time
+from typing import Any, Final
 
 import trio
 
@@ -58,6 +62,12 @@ __all__ = ["TxIntake"]
 log = logging.getLogger("phalanx.node.tx_intake")
 
 _Item = tuple[PeerId, bytes, Transaction]
+
+#: How late a due relay may go out so that it leaves with the others due by then.
+RELAY_BATCH_S: Final = 0.05
+#: Most work the intake does on queued transactions before it lets other tasks run (the
+#: same slice as RPC admission, ``node.rpc_methods.ADMISSION_SLICE_S``).
+INTAKE_SLICE_S: Final = 0.005
 
 
 class TxIntake:
@@ -87,8 +97,10 @@ class TxIntake:
         self._released_send, self._released = trio.open_memory_channel[_Item](released_max)
         self.released_dropped = 0
         self.relay_delay_s = relay_delay_s
-        self._relay_send, self._relay_due = trio.open_memory_channel[
-            tuple[float, PeerId, bytes, bytes]](relay_pending_max)
+        self.relay_pending_max = relay_pending_max
+        # (due, origin, raw, hash), in due order; the relay loop wakes once per batch.
+        self._relay_due: collections.deque[tuple[float, PeerId, bytes, bytes]] = collections.deque()
+        self._relay_wakeup = trio.Event()
         self.relayed = 0
         self.relay_skipped = 0
         self._dropped_seen = 0
@@ -128,29 +140,52 @@ class TxIntake:
             nursery.start_soon(self._released_loop)
             nursery.start_soon(self._relay_loop)
             task_status.started()
-            async for peer, raw in self.gossip.delivered:
-                try:
-                    tx = decode_transaction(raw)
-                except DecodeError:
-                    self.metrics.mempool_failed.labels(RejectReason.BAD_ENCODING.value).inc()
-                    continue
-                for item in self.fifo.offer(tx.sender_address, int(tx.nonce), (peer, raw, tx)):
-                    await self._admit(item)
-                if len(self.fifo) or self._holding:
-                    self._observe()
+            delivered = self.gossip.delivered
+            async for peer, raw in delivered:
+                # Take what else is queued, up to INTAKE_SLICE_S of work, before yielding:
+                # each receive() is a trip through the scheduler, one per transaction.
+                until = time.perf_counter() + INTAKE_SLICE_S
+                while True:
+                    await self._offer(peer, raw)
+                    if time.perf_counter() >= until:
+                        break
+                    try:
+                        peer, raw = delivered.receive_nowait()
+                    except trio.WouldBlock:
+                        break
+
+    async def _offer(self, peer: PeerId, raw: bytes) -> None:
+        try:
+            tx = decode_transaction(raw)
+        except DecodeError:
+            self.metrics.mempool_failed.labels(RejectReason.BAD_ENCODING.value).inc()
+            return
+        for item in self.fifo.offer(tx.sender_address, int(tx.nonce), (peer, raw, tx)):
+            await self._admit(item)
+        if len(self.fifo) or self._holding:
+            self._observe()
 
     async def _released_loop(self) -> None:
         async for item in self._released:
             await self._admit(item)
 
     async def _relay_loop(self) -> None:
-        async for due, peer, raw, tx_hash in self._relay_due:
-            await trio.sleep_until(due)
-            if tx_hash in self.app.mempool:      # not committed yet: someone may lack it
-                self.relayed += 1
-                await self.gossip.submit(raw, origin=peer)
-            else:
-                self.relay_skipped += 1
+        # One wake-up per batch of due transactions, not one sleep per transaction: under
+        # load hundreds are admitted per second, each a task switch otherwise.
+        due_list = self._relay_due
+        while True:
+            if not due_list:
+                self._relay_wakeup = trio.Event()
+                await self._relay_wakeup.wait()
+            await trio.sleep_until(due_list[0][0] + RELAY_BATCH_S)
+            now = trio.current_time()
+            while due_list and due_list[0][0] <= now:
+                _, peer, raw, tx_hash = due_list.popleft()
+                if tx_hash in self.app.mempool:      # not committed yet: someone may lack it
+                    self.relayed += 1
+                    await self.gossip.submit(raw, origin=peer)
+                else:
+                    self.relay_skipped += 1
 
     def _signed(self, item: _Item) -> bool:
         """Hold-back admission: only a correctly signed transaction may wait for its nonce."""
@@ -168,12 +203,12 @@ class TxIntake:
             if e.reason is RejectReason.BAD_SIGNATURE:     # a forgery does not move the order
                 self.fifo.retract(tx.sender_address, int(tx.nonce))
             return
-        try:
-            self._relay_send.send_nowait((trio.current_time() + self.relay_delay_s, peer, raw,
-                                          tx.hash))
-        except trio.WouldBlock:
+        if len(self._relay_due) >= self.relay_pending_max:
             self.relayed += 1
             await self.gossip.submit(raw, origin=peer)
+            return
+        self._relay_due.append((trio.current_time() + self.relay_delay_s, peer, raw, tx.hash))
+        self._relay_wakeup.set()
 
     def _observe(self) -> None:
         held = len(self.fifo)
