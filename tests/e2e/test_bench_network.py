@@ -32,4 +32,6 @@ def test_network_bench_reports_commits_seen_on_the_block_feed() -> None:
     p50, p99 = report["latency_p50_s"], report["latency_p99_s"]
     assert 0 < p50 <= p99
     assert report["ed25519_verify_per_s"] > 0 and report["ratio_to_verify_rate"] > 0
+    low, high = report["ed25519_verify_range_per_s"]
+    assert 0 < low <= report["ed25519_verify_per_s"] <= high
     assert report["cpu_ms_per_committed_tx"] > 0

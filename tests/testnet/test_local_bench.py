@@ -28,6 +28,7 @@ def test_report_names_payload_signatures_storage_clients_and_command() -> None:
         "engine": "pbft", "nodes": 4, "offered_rate": 100.0, "duration_s": 5, "clients": 2,
         "senders": 20, "committed": 480, "submitted": 500, "rejected": 0, "committed_tps": 96.0,
         "ratio_to_verify_rate": 0.006, "ed25519_verify_per_s": 16000, "latency_p50_s": 0.3,
+        "ed25519_verify_range_per_s": [15100, 16700],
         "latency_p95_s": 0.6, "latency_p99_s": 0.9, "blocks": 25, "block_interval_mean_s": 0.2,
         "txs_per_block_mean": 19.2, "cpu_ms_per_committed_tx": 3.1, "payload_bytes": 132,
         "signatures_per_tx": 1, "storage": "LevelDB, one synced write batch per block",
@@ -35,5 +36,6 @@ def test_report_names_payload_signatures_storage_clients_and_command() -> None:
     }  # fmt: skip
     text = render(report)
     for needle in ("132 B", "1 signature", "synced", "2 client processes", "480 of 500",
+                   "16000/s, median of samples 15100-16700/s",
                    "p99 0.9 s", "phalanx bench --rate 100 --duration 5"):  # fmt: skip
         assert needle in text
