@@ -5,10 +5,12 @@ The network benchmark used to learn of commits only by polling a node's API (``s
 its latency figures included up to ~0.3 s of its own observation delay. A subscriber to the
 block feed hears of each block when the node commits it. :class:`CommitWatcher` runs one such
 subscription in a daemon thread (the benchmark's main loop is synchronous) and records, for
-every transaction hash, the first time a committed block carrying it arrived.
+every transaction hash, the first time a committed block carrying it arrived, and each
+block's height and timestamp.
 
 The feed drops blocks for a subscriber that falls behind (the node bounds each queue), so the
-benchmark keeps polling as well and takes the earlier of the two times for each transaction.
+benchmark keeps polling as well, for the heights the feed did not bring, and takes the
+earlier of the two times for each transaction.
 
 WebSocket framing is wsproto's (the sans-IO WebSocket library Hypercorn itself serves with);
 the socket is a plain blocking one with a short timeout so :meth:`CommitWatcher.stop` is
@@ -57,6 +59,7 @@ class CommitWatcher:
         self.port = parts.port or 80
         self.seen_at = seen_at
         self.blocks = 0
+        self.timestamps: dict[int, int] = {}   # height -> block timestamp (ms), as fed
         self.errors: list[str] = []
         self.connected = threading.Event()
         self._stop = threading.Event()
@@ -112,8 +115,12 @@ class CommitWatcher:
 
     def _on_block(self, message: str, now: float) -> None:
         block = json.loads(message)
-        txs = block.get("txs", []) if isinstance(block, dict) else []
-        for tx_hash in txs:
+        if not isinstance(block, dict):
+            return
+        for tx_hash in block.get("txs", []):
             if isinstance(tx_hash, str):
                 self.seen_at.setdefault(tx_hash, now)
+        height, timestamp = block.get("height"), block.get("timestamp")
+        if isinstance(height, int) and isinstance(timestamp, int):
+            self.timestamps[height] = timestamp
         self.blocks += 1

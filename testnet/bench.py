@@ -7,15 +7,17 @@ then funded from its faucet) whose genesis funds ``senders`` load accounts. Load
 (``multiprocessing``, one per ``clients``) pre-sign their transfers before the clock starts,
 then send them as JSON-RPC batches of ``broadcast_tx_sync`` at an open-loop rate (``--rate``)
 or as fast as the nodes accept them (``--max``). Each sender always talks to the same node
-(sticky), so its nonces arrive in order. The main process watches the chain: it reads each
+(sticky), so its nonces arrive in order. The main process watches the chain: it learns each
 new block once, matches its transactions to the submit times the load processes report, and
 derives commit latency (submit to block observed), block interval (block timestamps) and
 committed throughput. CPU per committed transaction comes from ``/proc/<pid>/stat`` of the
 node processes over the measured window. The same run measures raw Ed25519 verifications per
 second (pynacl, one core), so the result also reads as a ratio that travels across machines.
-Commit times come from node 0's ``/websocket`` block feed (:mod:`testnet._commit_watch`,
-pushed as the node commits), with the polling above as the fallback for blocks the feed
-dropped; the earlier of the two counts.
+Blocks and commit times come from node 0's ``/websocket`` block feed
+(:mod:`testnet._commit_watch`, pushed as the node commits). Node 0 is also polled, every
+``POLL_WITH_FEED_S`` (every 50 ms without a feed), for the heights the feed did not bring;
+the earlier of the two times counts. Reading every block through the API as well, as
+earlier versions did, was load on the node being measured.
 
 Honesty: the report carries the payload size, one signature per transaction, the storage
 mode (one synced LevelDB batch per block), the client count and the exact command.
@@ -54,6 +56,7 @@ BENCH_CONSENSUS = {"block_time_ms": 100, "block_txs_max": 2000, "tick_ms": 50,
                    "checkpoint_interval": 100}  # fmt: skip
 MAX_RATE_PRESIGN = 2500
 VERIFY_SAMPLES = 5  # raw verify samples before the run, and as many after it
+POLL_WITH_FEED_S = 0.5  # how often node 0 is polled for blocks its feed missed
 FUND_CHUNK = 32  # tx/s presigned for --max
 
 
@@ -233,23 +236,26 @@ def _measure(net: Testnet, config: NetBenchConfig, keys: list[PrivateKey],
     cpu0 = sum(_cpu_seconds(p) for p in pids)
     seen_at: dict[str, float] = {}
     watcher = CommitWatcher(urls[0], seen_at)   # commits as node 0 makes them (pushed)
-    watcher.start()
-    stamps: list[int] = []
+    fed = watcher.start()
+    polled: dict[int, int] = {}                 # height -> timestamp, blocks the feed missed
     height = start_h
     drain_until = stop_at + 10.0
     results: list[tuple[dict[str, float], int]] = []
-    last_commit = start_at
+    next_poll = 0.0
     while time.time() < drain_until:
-        top = net.height(0) or height
-        if top > height:
-            for res in rpc_batch(urls[0], [("block", {"height": h}) for h in range(height + 1, top + 1)]):
+        # Poll node 0 for the blocks its feed did not bring: every 50 ms without a feed,
+        # every POLL_WITH_FEED_S with one (the poll is load on the node being measured).
+        if time.time() >= next_poll:
+            next_poll = time.time() + (POLL_WITH_FEED_S if fed else 0.05)
+            top = net.height(0) or height
+            missing = [h for h in range(height + 1, top + 1) if h not in watcher.timestamps]
+            for res in rpc_batch(urls[0], [("block", {"height": h}) for h in missing]):
                 if isinstance(res, dict):
                     now = time.time()
-                    stamps.append(int(res["timestamp"]))
+                    polled[int(res["height"])] = int(res["timestamp"])
                     for t in res.get("txs", []):
                         seen_at.setdefault(t["hash"], now)   # the feed may have been first
-                        last_commit = now
-            height = top
+            height = max(height, top)
         while len(results) < len(procs) and not out.empty():
             results.append(out.get())
         if progress:
@@ -281,7 +287,10 @@ def _measure(net: Testnet, config: NetBenchConfig, keys: list[PrivateKey],
         rejected += rej
     lat = sorted(seen_at[h] - t for h, t in submitted.items() if h in seen_at)
     committed = len(lat)
+    last_commit = max((seen_at[h] for h in submitted if h in seen_at), default=start_at)
     window = max(1e-3, last_commit - start_at)
+    blocks = {**{h: t for h, t in watcher.timestamps.items() if start_h < h <= height}, **polled}
+    stamps = [blocks[h] for h in sorted(blocks)]
     intervals = [(b - a) / 1000 for a, b in itertools.pairwise(stamps)]
     tps = committed / window
     sample_tx = make_transaction(keys[0], chain_id=net.layout.chain_id, nonce=0, to=keys[1].address,

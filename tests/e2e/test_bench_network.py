@@ -29,6 +29,7 @@ def test_network_bench_reports_commits_seen_on_the_block_feed() -> None:
     assert report["submitted"] > 0 and report["committed"] == report["submitted"]
     assert report["commits_observed_by"].startswith("websocket")
     assert report["websocket_blocks"] >= 1
+    assert report["blocks"] >= 2 and report["block_interval_mean_s"] > 0   # heights from the feed
     p50, p99 = report["latency_p50_s"], report["latency_p99_s"]
     assert 0 < p50 <= p99
     assert report["ed25519_verify_per_s"] > 0 and report["ratio_to_verify_rate"] > 0
