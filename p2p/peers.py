@@ -162,6 +162,7 @@ class PeerManager:
             self._peers[info.peer_id] = _Peer(info, cfg)
             self._by_key[info.public_key] = info.peer_id
         self._allowed = frozenset(self._by_key)
+        self._book = tuple(self._peers[pid] for pid in sorted(self._peers))  # fixed at start
         self._rng = rng or random.Random()
         self._open_stream: OpenStream = open_stream or _open_tcp
         self._random_bytes = random_bytes
@@ -212,7 +213,7 @@ class PeerManager:
 
     def connected_peers(self) -> tuple[PeerId, ...]:
         """Peers with a live authenticated connection, sorted."""
-        return tuple(pid for pid in sorted(self._peers) if self._peers[pid].connection is not None)
+        return tuple(p.info.peer_id for p in self._book if p.connection is not None)
 
     def is_connected(self, peer: PeerId) -> bool:
         """True if ``peer`` has a live authenticated connection."""
