@@ -100,9 +100,9 @@ class LedgerStateView:
     """Nonces and balances at one ledger head, for mempool admission and selection.
 
     Each account is read from the ledger (its cache of the accounts recent commits wrote,
-    else a database read and a decode) at most once per view: admission asks for a sender's nonce and balance for every transaction, and the
-    proposer asks for every pending sender's nonce per block, so uncached reads were a
-    large share of a loaded node's CPU. The node makes a fresh view after every commit
+    else a database read and a decode) at most once per view: admission asks for a sender's
+    nonce and balance for every transaction, and the proposer asks for every pending
+    sender's nonce per block, so uncached reads were a large share of a loaded node's CPU. The node makes a fresh view after every commit
     (:meth:`ChainApp.finish_delivery`), so a view never outlives its head by more than the
     commit in flight; a value read from the previous head during that commit is at worst
     an older nonce or balance of a sender whose transactions the block included, and
