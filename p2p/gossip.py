@@ -14,6 +14,12 @@ hash). The core keeps:
   pending transactions it is not known to have: no echo to the sender. A flush happens when
   ``batch_count_max`` transactions are pending, or on ``tick`` once the oldest pending one
   has waited ``batch_ticks_max`` ticks;
+* **resend** (:meth:`TxGossip.resend`): given transactions go again to given peers, past the
+  seen-cache (which marks each forwarded once), batched like a flush. The node's
+  re-broadcast task (:mod:`node.tx_rebroadcast`) uses it for transactions still pending
+  long after they were accepted, so one that could not reach a peer then (a cut link) gets
+  there later. A receiver that has seen a transaction drops it again for a hash lookup, and
+  delivers one it lacks; the caller keeps each round under the receivers' rate limit;
 * a **token bucket per peer** (``rx_txs_per_tick`` refill, ``rx_burst_txs`` burst): a
   peer's transactions beyond its rate are dropped and the peer is named in
   ``GossipOutput.offenders`` (the driver lowers its score).
@@ -33,7 +39,7 @@ returned :class:`GossipOutput`.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 import rlp
@@ -89,6 +95,7 @@ class GossipStatistics:
     dropped_malformed: int
     dropped_no_peers: int
     batches_sent: int
+    resent: int
 
 
 @dataclass(slots=True)
@@ -149,6 +156,7 @@ class TxGossip:
         self._dropped_malformed = 0
         self._batches_sent = 0
         self._dropped_no_peers = 0
+        self._resent = 0
 
     def submit(self, tx: bytes, *, now: int, peers: Collection[PeerId],
                origin: PeerId | None = None) -> GossipOutput:
@@ -215,13 +223,34 @@ class TxGossip:
             return self._flush(peers)
         return GossipOutput()
 
+    def resend(self, txs: Sequence[bytes], peers: Collection[PeerId]) -> GossipOutput:
+        """Send ``txs`` again to every peer in ``peers``, past the seen-cache's dedup.
+
+        Batched as a flush is (``batch_count_max``, ``batch_bytes_max``), in the given order.
+        The seen-cache and the pending batch are left alone. ``resent`` counts transactions
+        (once per call that reached at least one peer), ``batches_sent`` the batches.
+
+        Raises:
+            MessageTooLarge: a transaction is longer than ``tx_bytes_max``.
+        """
+        for tx in txs:
+            if len(tx) > self.config.tx_bytes_max:
+                raise MessageTooLarge(
+                    f"transaction of {len(tx)} bytes exceeds {self.config.tx_bytes_max}"
+                )
+        if not txs or not peers:
+            return GossipOutput()
+        sends = self._batches([_Pending(tx) for tx in txs], peers)
+        self._resent += len(txs)
+        return GossipOutput(send=sends)
+
     def statistics(self) -> GossipStatistics:
         """Counters for metrics and tests."""
         return GossipStatistics(
             seen=len(self._seen), pending=len(self._pending), delivered=self._delivered,
             duplicates=self._duplicates, dropped_rate=self._dropped_rate,
             dropped_malformed=self._dropped_malformed, dropped_no_peers=self._dropped_no_peers,
-            batches_sent=self._batches_sent,
+            batches_sent=self._batches_sent, resent=self._resent,
         )
 
     # ------------------------------------------------------------------ internals
@@ -255,9 +284,15 @@ class TxGossip:
                 self._pending.popitem(last=False)
                 self._dropped_no_peers += 1
             return GossipOutput()
-        sends = []
         entries = list(self._pending.values())
         self._pending.clear()
+        return GossipOutput(send=self._batches(entries, peers))
+
+    def _batches(self, entries: Sequence[_Pending],
+                 peers: Collection[PeerId]) -> tuple[tuple[PeerId, bytes], ...]:
+        """Each peer's batches of the entries it is not known to have (counted as sent)."""
+        cfg = self.config
+        sends = []
         for peer in sorted(peers):
             batch: list[bytes] = []
             size = 0
@@ -274,7 +309,7 @@ class TxGossip:
             if batch:
                 sends.append((peer, encode_batch(batch)))
         self._batches_sent += len(sends)
-        return GossipOutput(send=tuple(sends))
+        return tuple(sends)
 
     def _take_tokens(self, peer: PeerId, wanted: int, now: int) -> int:
         cfg = self.config

@@ -9,12 +9,14 @@ stalling gossip), offenders are reported to the manager's scores, new transactio
 bounded ``delivered`` channel that the node reads (that one waits: the node's mempool sets
 the pace).
 
-The node calls :meth:`GossipService.submit` for transactions it accepted.
+The node calls :meth:`GossipService.submit` for transactions it accepted, and
+:meth:`GossipService.resend` for those still pending long after (``node.tx_rebroadcast``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import trio
 
@@ -64,6 +66,13 @@ class GossipService:
         out = self.core.submit(tx, now=self._now(), peers=self._manager.connected_peers(),
                                origin=origin)
         await self._execute(out)
+
+    async def resend(self, txs: Sequence[bytes]) -> int:
+        """Send ``txs`` again to every connected peer, past the seen-cache
+        (:meth:`TxGossip.resend`); returns how many peers that was (0: nothing sent)."""
+        peers = self._manager.connected_peers()
+        await self._execute(self.core.resend(txs, peers))
+        return len(peers) if txs else 0
 
     async def _ticker(self) -> None:
         # Half the batching deadline: a batch waits at most 1.5x batch_ticks_max.
