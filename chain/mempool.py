@@ -227,6 +227,10 @@ class Mempool:
         entry = self._by_hash.get(tx_hash)
         return None if entry is None else entry.tx
 
+    def hashes(self) -> list[bytes]:
+        """Hashes of every pending transaction, in admission order (oldest first)."""
+        return list(self._by_hash)
+
     def head_nonce(self, sender: bytes) -> int:
         """``sender``'s nonce at the head, through the (cached) state view admission uses."""
         return self._view.nonce(sender)

@@ -114,6 +114,8 @@ class MempoolSection:
     per_sender_max: int = 256
     nonce_gap_max: int = 64
     fee_min: int = 0
+    #: Period of the re-gossip of long-pending transactions (``node.tx_rebroadcast``); 0 = off.
+    rebroadcast_ms: int = 5000
 
 
 @dataclass(frozen=True)

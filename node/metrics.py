@@ -57,6 +57,9 @@ class NodeMetrics:
         self.tx_held_back_dropped = Counter(
             "mempool_tx_held_back_dropped", "Held-back transactions dropped (bounds, stale)",
             namespace=ns, registry=r)
+        self.tx_rebroadcast = Counter(
+            "mempool_tx_rebroadcast", "Long-pending transactions re-gossiped to the peers",
+            namespace=ns, registry=r)
         self.block_processing = Histogram(
             "state_block_processing_seconds", "Time to execute and commit one block",
             namespace=ns, registry=r,

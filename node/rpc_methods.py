@@ -207,6 +207,8 @@ class RpcNode:
         evidence: the :class:`node.evidence.EvidenceStore` of verified, reliably delivered
             evidence (``evidence`` method; per-validator counts in ``status``).
         tx_intake: the :class:`node.tx_intake.TxIntake` (hold-back counts in ``status``).
+        tx_rebroadcast: the :class:`node.tx_rebroadcast.TxRebroadcast` (re-gossip counts in
+            ``status``).
         clock: the node's :class:`node.clock_sync.NodeClockSync`: ``clock`` in ``status``
             (``median_time_offset_ms``, ``median_time_source``, ``median_time_ms``,
             ``timestamp_bound_ms``, ``clock_skew_ms``) and in ``net_info`` (per peer
@@ -231,6 +233,7 @@ class RpcNode:
         evidence: Any = None,
         tx_intake: Any = None,
         clock: Any = None,
+        tx_rebroadcast: Any = None,
     ) -> None:
         self.app = app
         self.genesis = genesis
@@ -246,6 +249,7 @@ class RpcNode:
         self.runtime = runtime
         self.evidence_store = evidence
         self.tx_intake = tx_intake
+        self.tx_rebroadcast = tx_rebroadcast
         self.clock = clock
         self._slice_start = 0.0
 
@@ -320,6 +324,8 @@ class RpcNode:
             out["evidence_by_validator"] = {str(v): n for v, n in self.evidence_store.counts().items()}
         if self.tx_intake is not None:
             out["tx_held_back"] = self.tx_intake.statistics()
+        if self.tx_rebroadcast is not None:
+            out["tx_rebroadcast"] = self.tx_rebroadcast.statistics()
         return out
 
     async def evidence(self, limit: int | str = EVIDENCE_LIMIT_MAX) -> dict[str, Any]:

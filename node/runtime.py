@@ -58,6 +58,7 @@ from node.rpc_methods import CommitWaiters, NodeInfo, RpcNode
 from node.snapshot_sync import build_snapshot_sync
 from node.sync import BlockSync
 from node.tx_intake import TxIntake
+from node.tx_rebroadcast import TxRebroadcast
 from node.wal import WriteAheadLog
 from p2p import (
     GossipConfig,
@@ -285,6 +286,8 @@ async def _serve(config: NodeConfig, genesis: Genesis, key: Any, ledger: Ledger,
     # Gossiped transactions reach the mempool in each sender's nonce order.
     intake = TxIntake(app, gossip, metrics)
     driver.commit_listeners.append(intake.on_commit)
+    # Transactions still pending a period later are gossiped again (a partition may have hidden them).
+    rebroadcast = TxRebroadcast(app.mempool, gossip, metrics, period_s=m.rebroadcast_ms / 1000)
 
     def refresh() -> None:
         metrics.height.set(app.head.height)
@@ -312,6 +315,7 @@ async def _serve(config: NodeConfig, genesis: Genesis, key: Any, ledger: Ledger,
         driver=driver, peers=peers, gossip=gossip_tx, waiters=waiters, metrics=metrics,
         catching_up=lambda: sync.catching_up, suspicions=liveness.suspected, runtime=vm,
         liveness=liveness, evidence=evidence_store, tx_intake=intake, clock=clocks,
+        tx_rebroadcast=rebroadcast,
     )
     asgi = build_app(Dispatcher(rpc.methods()), body_bytes_max=config.rpc.body_bytes_max,
                      block_feed=waiters.block_feed, metrics=metrics.render,
@@ -327,6 +331,7 @@ async def _serve(config: NodeConfig, genesis: Genesis, key: Any, ledger: Ledger,
         nursery.start_soon(_consensus_reader, consensus_in, driver)
         await nursery.start(evidence.run)
         await nursery.start(intake.run)
+        await nursery.start(rebroadcast.run)
         await nursery.start(liveness.run, beats.received,
                             lambda peer, beat: sync.observe_height(peer, beat.height))
         rpc_port = await nursery.start(_serve_api, asgi, config.rpc.listen)
