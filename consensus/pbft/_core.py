@@ -144,6 +144,8 @@ class ReplicaCore:
         self._dropped: Counter[str] = Counter()
         self._evidence_seen: set[tuple[int, str, int, int]] = set()
         self._evidence_count = 0
+        #: Pre-prepares forwarded to peers that voted for another digest (see replica).
+        self.pre_prepares_shown = 0
         self._view_change_count = 0
         self._delivered_count = 0
         self._delivery_base = 0

@@ -46,6 +46,8 @@ class Slot:
     proof: CommittedProof | None = None
     #: The replica's tick when it executed (delivered) this seq; ``None``: unknown (restored).
     executed_at: int | None = None
+    #: Peers sent our pre-prepare because they voted for another digest (this view).
+    shown: set[NodeId] = field(default_factory=set)
 
     def move_to(self, view: int) -> None:
         """Forget the votes of older views (the prepared and committed proofs stay)."""
@@ -54,6 +56,7 @@ class Slot:
             self.pre_prepare = None
             self.prepares = {}
             self.commits = {}
+            self.shown = set()
 
     def matching_prepares(self, primary: NodeId) -> list[Prepare]:
         """Prepares from backups matching the accepted pre-prepare, by sender."""

@@ -38,6 +38,11 @@ them too).
 
 Peers' bad input (non-member, bad signature, stale view, outside watermarks, oversized,
 invalid) is dropped and counted by reason in :meth:`PbftReplica.statistics`.
+
+Evidence: two different messages one validator signed for the same (view, seq) and phase
+go to ``out.evidence``. A primary that equivocates tells each backup only one value, so a
+replica that sees a vote for another digest than its accepted pre-prepare's sends the voter
+that pre-prepare (``_show_pre_prepare``); the voter then holds two and reports it.
 """
 
 from __future__ import annotations
@@ -341,7 +346,27 @@ class PbftReplica(RecoveryMixin, ViewChangeMixin, CheckpointMixin):
             slot.prepares[self.node_id] = prepare
             out.persist.append(prepare)
             out.send.append((ALL, prepare))
+        for vote in (*slot.prepares.values(), *slot.commits.values()):
+            self._show_pre_prepare(slot, vote.sender, vote.digest, out)
         self._advance(slot, out)
+
+    def _show_pre_prepare(self, slot: Slot, peer: NodeId, digest: bytes, out: Output) -> None:
+        """``peer`` voted for another digest than our pre-prepare's in this view: send it ours.
+
+        A primary that equivocates tells each backup one value only, so no backup holds two
+        pre-prepares and none could prove it. The one we forward carries the primary's
+        signature: a peer that accepted another one for the same (view, seq) now holds both
+        and reports the equivocation (evidence, broadcast by the node); a peer that had none
+        yet takes it like the primary's own. At most once per peer and view of a slot, and
+        only on a conflicting vote, so honest runs never send it.
+        """
+        pp = slot.pre_prepare
+        if (pp is None or digest == pp.digest or peer in slot.shown or peer == pp.sender
+                or peer == self.node_id):
+            return
+        slot.shown.add(peer)
+        self.pre_prepares_shown += 1
+        out.send.append((peer, pp))
 
     def _on_prepare(self, p: Prepare, out: Output, verified: bool = False) -> None:
         if not self._view_ok(p, p.view):
@@ -364,6 +389,7 @@ class PbftReplica(RecoveryMixin, ViewChangeMixin, CheckpointMixin):
         if not verified and not self._authentic(p):
             return
         slot.prepares[p.sender] = p
+        self._show_pre_prepare(slot, p.sender, p.digest, out)
         self._advance(slot, out)
 
     def _on_commit(self, c: Commit, out: Output, verified: bool = False) -> None:
@@ -384,6 +410,7 @@ class PbftReplica(RecoveryMixin, ViewChangeMixin, CheckpointMixin):
         if not verified and not self._authentic(c):
             return
         slot.commits[c.sender] = c
+        self._show_pre_prepare(slot, c.sender, c.digest, out)
         self._advance(slot, out)
 
     def _advance(self, slot: Slot, out: Output) -> None:

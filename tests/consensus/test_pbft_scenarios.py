@@ -210,3 +210,28 @@ def test_ed25519_cluster_delivers_with_verifiable_certificates() -> None:
     assert all(c.delivered(i) == [b"v0", b"v1", b"v2"] for i in range(4))
     d = c.deliveries(2)[0]
     assert c.replica(1).verify_certificate(d.certificate, c.config.digest_of(d.value))
+
+
+@pytest.mark.parametrize("n", [4, 7])
+def test_a_primary_telling_each_backup_one_value_is_exposed_by_the_backups(n: int) -> None:
+    """The realistic equivocation: each backup hears only one of the two values, so none
+    holds two pre-prepares. Backups that see a vote for the other digest forward the
+    pre-prepare they accepted (it carries the primary's signature), and the backups that
+    then hold both report the primary."""
+    c = Cluster(n, view_timeout_ticks=8)
+    keys = Keys(c.config)
+    c.crash(0)  # replica 0 is Byzantine: it speaks only through the forged messages below
+    half = n // 2
+    for dst in range(1, n):
+        value = b"A" if dst <= half else b"B"
+        c.step(dst, Receive(NodeId(0), keys.pre_prepare(0, 1, value)))
+    c.deliver_all()
+    for i in range(1, n):
+        assert [(e.offender, e.kind) for e in c.evidence(i)] == [(0, "equivocation")], i
+        assert c.replica(i).pre_prepares_shown >= 1
+    # Honest runs never forward a pre-prepare.
+    calm = Cluster(n)
+    calm.propose(0, b"v")
+    calm.deliver_all()
+    assert all(calm.replica(i).pre_prepares_shown == 0 for i in range(n))
+    assert all(calm.delivered(i) == [b"v"] for i in range(n))

@@ -29,7 +29,7 @@ PINNED = [
      "pass", "state-installed"),
     ("phalanx sim --engine pbft --nodes 4 --byzantine twins,twins --seed 13 --ticks 60 "
      "--faults twins", "safety", "agreement"),
-    ("phalanx sim --engine pbft --nodes 3 --byzantine equivocate --seed 1 --ticks 60 "
+    ("phalanx sim --engine pbft --nodes 3 --byzantine equivocate --seed 9 --ticks 60 "
      "--faults twins --f 1", "safety", "forged-value-delivered"),
     ("phalanx sim --engine paxos --nodes 3 --byzantine twins --seed 9 --ticks 60 "
      "--faults twins", "safety", "agreement"),
