@@ -171,10 +171,7 @@ class TxGossip:
         Raises:
             MessageTooLarge: ``tx`` is longer than ``tx_bytes_max``.
         """
-        if len(tx) > self.config.tx_bytes_max:
-            raise MessageTooLarge(
-                f"transaction of {len(tx)} bytes exceeds {self.config.tx_bytes_max}"
-            )
+        self._check_size(tx)
         h = self._hash(tx)
         if self._seen.get(h):
             self._duplicates += 1
@@ -234,10 +231,7 @@ class TxGossip:
             MessageTooLarge: a transaction is longer than ``tx_bytes_max``.
         """
         for tx in txs:
-            if len(tx) > self.config.tx_bytes_max:
-                raise MessageTooLarge(
-                    f"transaction of {len(tx)} bytes exceeds {self.config.tx_bytes_max}"
-                )
+            self._check_size(tx)
         if not txs or not peers:
             return GossipOutput()
         sends = self._batches([_Pending(tx) for tx in txs], peers)
@@ -254,6 +248,12 @@ class TxGossip:
         )
 
     # ------------------------------------------------------------------ internals
+
+    def _check_size(self, tx: bytes) -> None:
+        if len(tx) > self.config.tx_bytes_max:
+            raise MessageTooLarge(
+                f"transaction of {len(tx)} bytes exceeds {self.config.tx_bytes_max}"
+            )
 
     def _mark_seen(self, h: bytes, *, forwarded: bool) -> None:
         self._seen[h] = forwarded
