@@ -47,7 +47,10 @@ def median_report(reports: list[dict[str, Any]]) -> dict[str, Any]:
     for key, first in reports[0].items():
         values = [r.get(key) for r in reports]
         numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
-        out[key] = round(statistics.median(numbers), 4) if len(numbers) == len(values) else first
+        if len(numbers) < len(values) or all(v == first for v in values):
+            out[key] = first                  # labels, and figures every run shares (nodes)
+        else:
+            out[key] = round(statistics.median(numbers), 4)
     ranges = [r["ed25519_verify_range_per_s"] for r in reports if "ed25519_verify_range_per_s" in r]
     if ranges:
         out["ed25519_verify_range_per_s"] = [min(lo for lo, _ in ranges), max(hi for _, hi in ranges)]
