@@ -142,10 +142,14 @@ class TestingSection:
 
     ``clock_skew_ms``: shifts this node's wall clock (the timestamps it proposes and the time
     it answers to peers' clock-sync requests) by this many ms, negative for behind.
+    ``diverge_at_height``: when this node executes that block, it charges the block's first
+    transaction one more unit of gas, so its receipt and state differ from every other node's
+    (``node.diverge_fault``; 0 = off).
     """
 
     test_network_only: bool = False
     clock_skew_ms: int = 0
+    diverge_at_height: int = 0
 
 
 @dataclass(frozen=True)
@@ -315,6 +319,9 @@ def _check_semantics(c: NodeConfig) -> None:
         raise ConfigError("consensus.view_timeout_ticks_max: must be >= view_timeout_ticks")
     if c.testing.clock_skew_ms and not c.testing.test_network_only:
         raise ConfigError("testing.clock_skew_ms: a test-network fault; set "
+                          "testing.test_network_only = true to use it")
+    if c.testing.diverge_at_height and not c.testing.test_network_only:
+        raise ConfigError("testing.diverge_at_height: a test-network fault; set "
                           "testing.test_network_only = true to use it")
     if abs(c.testing.clock_skew_ms) > CLOCK_SKEW_MS_MAX:
         raise ConfigError(f"testing.clock_skew_ms: at most {CLOCK_SKEW_MS_MAX} ms either way, "

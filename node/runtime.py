@@ -47,6 +47,7 @@ from node.app import ChainApp, block_digest
 from node.clock import NodeClock
 from node.clock_sync import build_clock_sync
 from node.config import NodeConfig, parse_host_port
+from node.diverge_fault import DivergingExecutor
 from node.driver import ConsensusDriver, DriverConfig
 from node.engines import EngineKit, build_engine, instance_tag_of, make_signing
 from node.evidence import EvidenceStore, pbft_evidence_service
@@ -186,6 +187,10 @@ async def _serve(config: NodeConfig, genesis: Genesis, key: Any, ledger: Ledger,
         block_bytes_max=config.consensus.block_bytes_max,
         timestamp_drift_ms_max=config.consensus.timestamp_drift_ms_max,
     )
+    if config.testing.diverge_at_height:  # a test-network fault (config refuses it elsewhere)
+        app.executor = DivergingExecutor(genesis.chain_id, vm, config.testing.diverge_at_height)
+        log.warning("!!! TEST FAULT: this node executes block %d differently on purpose "
+                    "(testing.diverge_at_height) !!!", config.testing.diverge_at_height)
     byz = config.node.byzantine
     kit = build_engine(
         genesis, node_id, signer, verifier, app.check_proposal, block_digest,
