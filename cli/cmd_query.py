@@ -6,6 +6,8 @@
 * ``phalanx query tx HASH``                a committed transaction with its receipt
 * ``phalanx query call ADDR --data HEX``   a read-only contract call (``call`` RPC method):
   nothing it does is kept; or ``--call 'SEL ARG...'`` with the call-data ABI of docs/vm.md
+* ``phalanx query diverge URL_A URL_B``    the first height and transaction where two nodes'
+  states differ (:mod:`cli.query_diverge`; exit 1 when they do)
 
 All take ``--node URL[,URL...]`` and ``--json``. Reads are monotonic across nodes (see
 :mod:`node.client`). Errors are one line with exit code 1.
@@ -26,12 +28,13 @@ from cli._output import (
     print_fields,
     rpc_errors,
 )
+from cli.query_diverge import register_diverge
 
 __all__ = ["find_field", "parse_call_data", "register"]
 
 
 def register(subparsers: Any) -> None:
-    """Add ``phalanx query status|account|block|tx|call``."""
+    """Add ``phalanx query status|account|block|tx|call|diverge``."""
     p = subparsers.add_parser("query", help="read a node's state over RPC",
                               description="Read chain state from a running node.")
     sub = p.add_subparsers(dest="query_command", metavar="WHAT")
@@ -63,6 +66,8 @@ def register(subparsers: Any) -> None:
                    help="the caller address the contract sees (default: zero)")
     add_node_options(c)
     c.set_defaults(func=_call)
+
+    register_diverge(sub)
 
 
 def add_call_data_options(p: argparse.ArgumentParser) -> None:
