@@ -34,9 +34,12 @@ Who calls it: :mod:`node.runtime` (wiring, ``report`` from the driver's evidence
 from __future__ import annotations
 
 import collections
+import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -78,30 +81,78 @@ class EvidenceRecord:
                 "seq": self.seq, "reporter": self.reporter, "first": self.first_digest,
                 "second": self.second_digest, "local_only": self.local_only}
 
+    @classmethod
+    def from_json(cls, doc: Any) -> EvidenceRecord:
+        """The record :meth:`to_json` wrote.
+
+        Raises:
+            ValueError, TypeError, KeyError: ``doc`` is not such a record.
+        """
+        if not isinstance(doc, dict):
+            raise TypeError("not a JSON object")
+        ints = [doc[k] for k in ("offender", "view", "seq", "reporter")]
+        texts = [doc[k] for k in ("kind", "first", "second")]
+        if not all(type(v) is int and v >= 0 for v in ints):
+            raise ValueError("offender, view, seq and reporter must be non-negative integers")
+        if not all(isinstance(v, str) for v in texts) or not isinstance(doc["local_only"], bool):
+            raise TypeError("kind, first and second must be strings, local_only a boolean")
+        offender, view, seq, reporter = ints
+        return cls(offender, texts[0], view, seq, reporter, texts[1], texts[2],
+                   doc["local_only"])
+
 
 class EvidenceStore:
     """Verified evidence, newest last, bounded; counts per accused validator.
 
+    With a ``path`` the records survive a restart: each new record is appended to the file
+    as one JSON line (flushed, not fsynced: losing the last lines in a power cut loses only
+    a listing, never a vote), and the file is read back when the store is made. Lines that
+    do not parse as a record (a torn last line, a hand edit) are skipped with a warning;
+    when the file holds more than twice ``records_max`` lines, or such bad lines, it is
+    rewritten with the records kept.
+
     Args:
         records_max: records kept (the oldest is dropped beyond it).
+        path: the node's evidence file (``data/evidence.jsonl``), or None to keep the
+            records in memory only.
     """
 
-    def __init__(self, records_max: int = 256) -> None:
+    def __init__(self, records_max: int = 256, path: Path | None = None) -> None:
         if records_max < 1:
             raise ValueError("records_max must be >= 1")
         self.records_max = records_max
         self._records: collections.OrderedDict[EvidenceKey, EvidenceRecord] = collections.OrderedDict()
         self._counts: dict[int, int] = {}
         self.total = 0
+        self.path = path
+        self.skipped_lines = 0
+        if path is not None:
+            self._load(path)
 
-    def __contains__(self, key: object) -> bool:
-        return key in self._records
+    def _load(self, path: Path) -> None:
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return
+        lines = text.splitlines()
+        for number, line in enumerate(lines, 1):
+            try:
+                record = EvidenceRecord.from_json(json.loads(line))
+            except (ValueError, TypeError, KeyError) as e:
+                self.skipped_lines += 1
+                log.warning("%s line %d skipped: not an evidence record (%s)", path, number, e)
+                continue
+            self._keep(record)
+        # Rewrite a long file, and one with bad lines or a torn end (the next append would
+        # otherwise continue the torn line).
+        if len(lines) > 2 * self.records_max or self.skipped_lines or not text.endswith("\n"):
+            kept = "".join(json.dumps(r.to_json()) + "\n" for r in self._records.values())
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(kept, encoding="utf-8")
+            os.replace(tmp, path)
 
-    def __len__(self) -> int:
-        return len(self._records)
-
-    def add(self, key: EvidenceKey, record: EvidenceRecord) -> bool:
-        """Record ``record`` under ``key``; False if that misbehaviour is already recorded."""
+    def _keep(self, record: EvidenceRecord) -> bool:
+        key = (record.offender, record.kind, record.view, record.seq)
         if key in self._records:
             return False
         self._records[key] = record
@@ -109,6 +160,25 @@ class EvidenceStore:
             self._records.popitem(last=False)
         self._counts[record.offender] = self._counts.get(record.offender, 0) + 1
         self.total += 1
+        return True
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._records
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def add(self, record: EvidenceRecord) -> bool:
+        """Record ``record``; False if that misbehaviour (offender, kind, view, seq) is
+        already recorded. Appended to the file, if any."""
+        if not self._keep(record):
+            return False
+        if self.path is not None:
+            try:
+                with self.path.open("a", encoding="utf-8") as f:
+                    f.write(json.dumps(record.to_json()) + "\n")
+            except OSError as e:          # the record stays in memory; say why it may not last
+                log.error("evidence not written to %s: %s", self.path, e)
         return True
 
     def newest(self, limit: int) -> list[EvidenceRecord]:
@@ -296,7 +366,7 @@ class EvidenceService:
         offender, kind, view, seq = self.key_of(ev)
         rec = EvidenceRecord(offender, kind, view, seq, reporter,
                              _digest_hex(ev.first), _digest_hex(ev.second), local_only)
-        if self.store.add((offender, kind, view, seq), rec):
+        if self.store.add(rec):
             self._recorded += 1
             log.warning("evidence recorded: validator %s %s at view %s seq %s (reported by %s)",
                         offender, kind, view, seq, reporter)

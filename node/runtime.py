@@ -277,8 +277,9 @@ async def _serve(config: NodeConfig, genesis: Genesis, key: Any, ledger: Ledger,
         waiters.on_commit(outcome)
 
     driver.commit_listeners.append(on_commit)
-    # Evidence is reliably broadcast to every validator and recorded once verified there.
-    evidence_store = EvidenceStore()
+    # Evidence is reliably broadcast to every validator and recorded once verified there
+    # (and kept across restarts in data/evidence.jsonl).
+    evidence_store = EvidenceStore(path=config.data_dir / "evidence.jsonl")
     evidence = pbft_evidence_service(int(node_id), genesis.n, verifier,
                                      instance_tag_of(genesis.chain_id), peers, metrics,
                                      evidence_store)

@@ -15,6 +15,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -105,6 +107,29 @@ def test_evidence_against_a_double_voter_is_listed_alike_by_every_honest_node(
     with RpcClient(net.nodes[1].url) as c:
         status = c.status()
     assert set(status["evidence_by_validator"]) == {"3"}
+
+
+def test_recorded_evidence_is_still_listed_after_a_restart(double_vote_net: Network) -> None:
+    net = double_vote_net
+    node = net.nodes[1]
+    before = wait_until("evidence at validator 1", lambda: _evidence(net, 1), 60)
+    assert node.stop() == 0
+    # The others are frozen while validator 1 is down and back: what it lists then can only
+    # come from its own data/evidence.jsonl, not from peers re-sending their broadcasts.
+    others = [net.nodes[i] for i in (0, 2, 3)]
+    for other in others:
+        assert other.proc is not None
+        os.kill(other.proc.pid, signal.SIGSTOP)
+    try:
+        node.start()
+        after = wait_until("validator 1 listing evidence after the restart",
+                           lambda: _evidence(net, 1), 60)
+    finally:
+        for other in others:
+            assert other.proc is not None
+            os.kill(other.proc.pid, signal.SIGCONT)
+    assert set(before) <= set(after)        # (more may have come between the read and the stop)
+    assert all(after[k] == before[k] for k in before)            # with the same reporters
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ even when only the detector saw it; unverifiable evidence is refused and its ori
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -114,10 +115,40 @@ def test_store_is_bounded_newest_first_and_counts_per_offender() -> None:
     store = EvidenceStore(records_max=3)
     for seq in range(5):
         rec = EvidenceRecord(seq % 2, "double-commit", 0, seq, 1, "0x01", "0x02")
-        assert store.add((seq % 2, "double-commit", 0, seq), rec)
-    assert not store.add((0, "double-commit", 0, 4), EvidenceRecord(0, "double-commit", 0, 4, 2, "", ""))
+        assert store.add(rec)
+    assert not store.add(EvidenceRecord(0, "double-commit", 0, 4, 2, "", ""))
     assert [r.seq for r in store.newest(10)] == [4, 3, 2]
     assert [r.seq for r in store.newest(2)] == [4, 3]
     assert store.counts() == {0: 3, 1: 2} and store.total == 5 and len(store) == 3
     with pytest.raises(ValueError):
         EvidenceStore(0)
+
+
+def test_store_with_a_file_survives_a_restart_and_skips_bad_lines(tmp_path: Path) -> None:
+    path = tmp_path / "evidence.jsonl"
+    store = EvidenceStore(records_max=4, path=path)
+    records = [EvidenceRecord(s % 2, "double-prepare", 1, s, 3, "0x0a", "0x0b", s == 2)
+               for s in range(3)]
+    for rec in records:
+        assert store.add(rec)
+    assert not store.add(records[0])                        # not written twice
+    with path.open("a") as f:
+        f.write('{"offender": -1}\n[1, 2]\n{"torn": ')     # a hand edit, a torn last line
+    again = EvidenceStore(records_max=4, path=path)
+    assert again.newest(10) == list(reversed(records))
+    assert again.counts() == {0: 2, 1: 1} and again.total == 3 and again.skipped_lines == 3
+    # Records added after the restart are appended after the ones read back.
+    assert again.add(EvidenceRecord(1, "double-commit", 2, 9, 0, "0x0c", "0x0d"))
+    assert [r.seq for r in EvidenceStore(records_max=4, path=path).newest(10)] == [9, 2, 1, 0]
+
+
+def test_store_file_is_compacted_to_the_records_kept(tmp_path: Path) -> None:
+    path = tmp_path / "evidence.jsonl"
+    store = EvidenceStore(records_max=2, path=path)
+    for seq in range(7):
+        store.add(EvidenceRecord(0, "double-commit", 0, seq, 1, "0x01", "0x02"))
+    assert len(path.read_text().splitlines()) == 7
+    reread = EvidenceStore(records_max=2, path=path)
+    assert [r.seq for r in reread.newest(10)] == [6, 5]
+    assert len(path.read_text().splitlines()) == 2          # rewritten: 7 > 2 * 2
+    assert [r.seq for r in EvidenceStore(records_max=2, path=path).newest(10)] == [6, 5]
