@@ -569,6 +569,10 @@ def build_snapshot_sync(
         chunks_per_s=storage.snapshot_chunks_per_s,
     )  # fmt: skip
     if kit.kind != "pbft":
+        if storage.retain_blocks:
+            log.warning("storage.retain_blocks = %d has no effect on a %s chain: it makes no "
+                        "2f+1 checkpoint proofs, so no block is pruned (and no snapshot is "
+                        "fetched)", storage.retain_blocks, kit.kind)
         return server, None
     seq = head_seq_after_restore(ledger, kit.decode_record)
     if seq is not None and seq > app.head_seq:

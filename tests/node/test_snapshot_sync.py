@@ -28,6 +28,7 @@ from node.snapshot_sync import (
     SnapshotSyncError,
     StableCheckpointKeeper,
     VerifiedProof,
+    build_snapshot_sync,
     decode_snapshot_request,
     decode_snapshot_response,
     encode_snapshot_request,
@@ -353,3 +354,22 @@ def test_server_finishes_a_pinned_transfer_after_a_newer_checkpoint() -> None:
     c.source.store_checkpoint_proof(14, _proof(45, c.source.latest_checkpoint.digest))
     newest = server.part(0, 0)
     assert newest is not None and newest.height == 14
+
+
+@pytest.mark.parametrize("retain", [0, 100])
+def test_retain_blocks_on_a_paxos_chain_says_it_does_nothing(
+        retain: int, caplog: pytest.LogCaptureFixture) -> None:
+    """Paxos makes no 2f+1 checkpoint proofs, so the setting cannot take effect: say so at
+    start instead of silently keeping every block."""
+    ledger = ChainGen().open(MemoryDB())
+    driver = SimpleNamespace(app=SimpleNamespace(ledger=ledger), run_blocking=None,
+                             on_stable_checkpoint=None)
+    storage = StorageSection(retain_blocks=retain)
+    with caplog.at_level("WARNING", logger="phalanx"):
+        server, fetcher = build_snapshot_sync(storage, SimpleNamespace(kind="paxos"), None,
+                                              driver, lambda _p, _w: None, lambda: 0.0)
+    assert fetcher is None and server is not None
+    warned = [r.getMessage() for r in caplog.records if "retain_blocks" in r.getMessage()]
+    assert (warned != []) == bool(retain)
+    if retain:
+        assert "no effect on a paxos chain" in warned[0]
