@@ -41,6 +41,26 @@ class _BodyTooLarge(Exception):
     pass
 
 
+#: HTTP status of an error on a GET route, by JSON-RPC code (``curl -f`` and HTTP clients
+#: see the failure; the body still carries the JSON-RPC error). Unlisted codes: 500.
+GET_ERROR_STATUS: dict[int, int] = {
+    -32700: 400, -32600: 400, -32602: 400,   # the request is wrong
+    -32601: 404, -32001: 404,                # no such method; no such block or transaction
+    -32003: 403,                             # unsafe method refused by the config
+    -32010: 400,                             # the transaction was refused (but see below)
+    -32002: 504,                             # broadcast_tx_commit gave up waiting
+    -32603: 500,
+}
+
+
+def get_error_status(e: RpcError) -> int:
+    """The HTTP status for ``e`` on a GET route: :data:`GET_ERROR_STATUS`, except that a
+    transaction refused because the pool is full is 503 (retry later), not 400."""
+    if isinstance(e.data, dict) and e.data.get("reason") == "pool_full":
+        return 503
+    return GET_ERROR_STATUS.get(e.code, 500)
+
+
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -88,8 +108,7 @@ def build_app(
         try:
             result = await dispatcher.call(method, params or None)
         except RpcError as e:
-            status = 404 if e.code == -32601 else 400 if e.code in (-32602, -32600) else 500 if e.code == -32603 else 200
-            return JSONResponse(error_response(-1, e), status_code=status)
+            return JSONResponse(error_response(-1, e), status_code=get_error_status(e))
         return JSONResponse({"jsonrpc": "2.0", "id": -1, "result": result})
 
     async def metrics_route(request: Request) -> Response:

@@ -104,3 +104,23 @@ async def test_metrics_served_as_prometheus_text() -> None:
     async with _client() as c:
         r = await c.get("/metrics")
     assert r.status_code == 200 and b"phalanx_up 1" in r.content
+
+
+@pytest.mark.parametrize(("code", "data", "status"), [
+    (-32010, {"reason": "nonce_too_low"}, 400),
+    (-32010, {"reason": "pool_full"}, 503),          # retry later, not "your request is bad"
+    (-32002, {"hash": "0x01"}, 504),
+    (-32003, None, 403),
+    (-32099, None, 500),                             # a code without an entry
+])
+async def test_get_error_status_by_code(code: int, data: Any, status: int) -> None:
+    async def fails() -> None:
+        raise RpcError(code, "no", data)
+
+    app = build_app(Dispatcher({"fails": fails}), body_bytes_max=1024)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://node") as c:
+        r = await c.get("/fails")
+        posted = await _post(c, {"jsonrpc": "2.0", "id": 1, "method": "fails"})
+    assert r.status_code == status and r.json()["error"]["code"] == code
+    assert posted.status_code == 200 and posted.json()["error"]["code"] == code  # POST: always 200

@@ -217,3 +217,25 @@ async def test_unsafe_methods_are_refused_unless_enabled_in_config(node: Node) -
             assert logging.getLogger("phalanx").level == logging.ERROR
         finally:
             logging.getLogger("phalanx").setLevel(logging.NOTSET)
+
+
+async def test_get_routes_answer_errors_with_a_matching_http_status(node: Node) -> None:
+    """The real node's methods on GET: the status says what failed, the body still holds
+    the JSON-RPC error."""
+    app = node.c.driver(0).app
+    tx = make_transaction(node.c.user, chain_id=CHAIN_ID, nonce=0, to=b"\x42" * 20,
+                          amount=1, fee=1, gas_limit=21_000)
+    cases = [
+        ("/tx", {"hash": "0x" + "00" * 32}, 404, -32001),           # unknown transaction
+        ("/block", {"height": "99999"}, 404, -32001),               # above the head
+        ("/block", {"height": "-3"}, 400, -32602),
+        ("/no_such_method", {}, 404, -32601),
+        ("/unsafe_flush_mempool", {}, 403, -32003),
+        ("/broadcast_tx_sync", {"tx": "0x" + bytes(tx.encoded)[:-1].hex()}, 400, -32010),
+    ]
+    for path, params, status, code in cases:
+        r = await node.client.get(path, params=params)
+        assert (r.status_code, r.json()["error"]["code"]) == (status, code), (path, r.text)
+    ok = await node.client.get("/broadcast_tx_sync", params={"tx": "0x" + tx.encoded.hex()})
+    assert ok.status_code == 200 and ok.json()["result"]["hash"] == "0x" + tx.hash.hex()
+    assert tx.hash in app.mempool
