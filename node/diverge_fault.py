@@ -5,9 +5,9 @@ When this node executes block ``diverge_at_height``, the first transaction is ch
 unit of gas: its receipt's ``gas_used`` goes up by one and ``fee_paid`` by the transaction's fee
 per gas (at least 1, so a zero-fee transaction diverges too); the sender pays that much more and
 the block proposer receives it (when the sender cannot pay, only the receipt differs). So
-this node's receipt and post-state differ from every honest node's; it commits that block, then refuses the next one (its header carries the
-honest state root) and stops committing: ``phalanx query diverge`` finds the height and the
-transaction.
+this node's receipt and post-state differ from every honest node's; it commits that block,
+then refuses the next one (its header carries the honest state root) and stops committing:
+``phalanx query diverge`` finds the height and the transaction.
 
 Every other block, and every block on a node without the fault, goes through
 :class:`chain.executor.Executor` unchanged: the wrapper only adds to the result of one call.
@@ -17,7 +17,6 @@ Called by ``node.runtime`` (it replaces the application's executor when the key 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 
 from chain.executor import Executor
@@ -59,10 +58,12 @@ class DivergingExecutor(Executor):
         if ctx.height != self.height or index != 0:
             return receipt
         charge = max(tx.fee, 1)
-        with contextlib.suppress(StateError):  # an empty balance: only the receipt differs
+        try:
             state.sub_balance(tx.sender_address, charge)
-            with contextlib.suppress(StateError):
-                state.add_balance(ctx.proposer, charge)
+        except StateError:                     # an empty balance: only the receipt differs
+            pass
+        else:
+            self._pay_proposer(state, ctx.proposer, charge)
         log.warning("!!! TEST FAULT diverge_at_height: block %d, transaction 0x%s charged one "
                     "more gas (%d more paid): this node's state now differs !!!",
                     ctx.height, tx.hash.hex(), charge)

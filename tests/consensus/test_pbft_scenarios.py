@@ -52,19 +52,26 @@ def test_f_crashed_replicas_including_the_primary_do_not_stop_progress(n: int) -
     assert c.replica(n - 1).view >= f  # views 0..f-1 had crashed primaries
 
 
+def _split_by_primary(n: int, timeout: int, *, tell_both: bool) -> Cluster:
+    """Replica 0, the primary, is Byzantine (crashed: it speaks only through the forged
+    pre-prepares here): the lower half of the backups get value A at seq 1, the rest B, and
+    with ``tell_both`` every backup then also gets the other one."""
+    c = Cluster(n, view_timeout_ticks=timeout)
+    keys = Keys(c.config)
+    c.crash(0)
+    for dst in range(1, n):
+        value, other = (b"A", b"B") if dst <= n // 2 else (b"B", b"A")
+        c.step(dst, Receive(NodeId(0), keys.pre_prepare(0, 1, value)))
+        if tell_both:
+            c.step(dst, Receive(NodeId(0), keys.pre_prepare(0, 1, other)))
+    return c
+
+
 @pytest.mark.parametrize("n", [4, 7])
 def test_primary_equivocates_view_changes_within_timeout(n: int) -> None:
     timeout = 8
-    c = Cluster(n, view_timeout_ticks=timeout)
-    keys = Keys(c.config)
-    c.crash(0)  # replica 0 is Byzantine: it speaks only through the forged messages below
-    half = n // 2
-    for dst in range(1, n):
-        value = b"A" if dst <= half else b"B"
-        c.step(dst, Receive(NodeId(0), keys.pre_prepare(0, 1, value)))
-        # it also tells everyone about the other value, which honest replicas report
-        other = b"B" if value == b"A" else b"A"
-        c.step(dst, Receive(NodeId(0), keys.pre_prepare(0, 1, other)))
+    # it also tells everyone about the other value, which honest replicas report
+    c = _split_by_primary(n, timeout, tell_both=True)
     c.propose(1, b"honest")
     c.deliver_all()
     assert all(not c.delivered(i) for i in range(1, n))
@@ -218,13 +225,7 @@ def test_a_primary_telling_each_backup_one_value_is_exposed_by_the_backups(n: in
     holds two pre-prepares. Backups that see a vote for the other digest forward the
     pre-prepare they accepted (it carries the primary's signature), and the backups that
     then hold both report the primary."""
-    c = Cluster(n, view_timeout_ticks=8)
-    keys = Keys(c.config)
-    c.crash(0)  # replica 0 is Byzantine: it speaks only through the forged messages below
-    half = n // 2
-    for dst in range(1, n):
-        value = b"A" if dst <= half else b"B"
-        c.step(dst, Receive(NodeId(0), keys.pre_prepare(0, 1, value)))
+    c = _split_by_primary(n, 8, tell_both=False)
     c.deliver_all()
     for i in range(1, n):
         assert [(e.offender, e.kind) for e in c.evidence(i)] == [(0, "equivocation")], i

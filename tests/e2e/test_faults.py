@@ -28,12 +28,18 @@ from tests.e2e.net import Network, address, cli, make_network, running, wait_unt
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def byzantine_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
-    network = make_network(tmp_path_factory.mktemp("byz"), 4, chain_id=78)
-    network.nodes[0].extra_args = ["--byzantine", "equivocate"]
+def _one_byzantine(factory: pytest.TempPathFactory, chain_id: int, index: int,
+                   kind: str) -> Iterator[Network]:
+    """Four PBFT validators, validator ``index`` started with ``--byzantine kind``."""
+    network = make_network(factory.mktemp(kind), 4, chain_id=chain_id)
+    network.nodes[index].extra_args = ["--byzantine", kind]
     with running(network):
         yield network
+
+
+@pytest.fixture(scope="module")
+def byzantine_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
+    yield from _one_byzantine(tmp_path_factory, 78, 0, "equivocate")
 
 
 def _send_wait(net: Network, user: int, amount: int, nodes: tuple[int, ...]) -> int:
@@ -77,10 +83,7 @@ def test_an_equivocating_validator_cannot_split_the_honest_three(byzantine_net: 
 
 @pytest.fixture(scope="module")
 def double_vote_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
-    network = make_network(tmp_path_factory.mktemp("dvote"), 4, chain_id=81)
-    network.nodes[3].extra_args = ["--byzantine", "double-vote"]
-    with running(network):
-        yield network
+    yield from _one_byzantine(tmp_path_factory, 81, 3, "double-vote")
 
 
 def _evidence(net: Network, index: int) -> dict[tuple[int, str, int, int], int]:

@@ -13,7 +13,6 @@ oldest stay in validator 3's mempool (validator 3 is not the primary) and this t
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -38,14 +37,6 @@ COMMIT_BOUND_S = 25.0
 
 def _senders() -> list[PrivateKey]:
     return [PrivateKey.from_seed(i.to_bytes(4, "big") * 8) for i in range(1, SENDERS + 1)]
-
-
-@pytest.fixture
-def testnet_dir(tmp_path: Path) -> Iterator[Path]:
-    directory = tmp_path / "net"
-    yield directory
-    if (directory / "testnet.json").exists():
-        Testnet.open(directory).stop()  # whatever happened, no process outlives the test
 
 
 def _committed(client: RpcClient, tx: Transaction) -> bool:

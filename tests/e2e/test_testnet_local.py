@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,14 +25,6 @@ from testnet.check import check_liveness
 from testnet.local import Testnet
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def testnet_dir(tmp_path: Path) -> Iterator[Path]:
-    directory = tmp_path / "net"
-    yield directory
-    if (directory / "testnet.json").exists():
-        Testnet.open(directory).stop()  # whatever happened, no process outlives the test
 
 
 def test_byzantine_testnet_started_by_the_cli_commits_and_passes_the_checkers(

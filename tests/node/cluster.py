@@ -130,6 +130,19 @@ def make_cluster(n: int, *, engine: str = "pbft", checkpoint_interval: int = 10)
     return c
 
 
+def lone_app_and_transfers(count: int, *, nonce_gap_max: int) -> tuple[ChainApp, list[Transaction]]:
+    """A validator's ChainApp on a fresh ledger (no engine) and ``count`` signed transfers
+    of the cluster's funded user, nonces 0..count-1."""
+    c = make_cluster(1)
+    app = ChainApp(c.genesis, Ledger.open(MemoryDB(), c.genesis), key=c.keys[0],
+                   mempool_config=MempoolConfig(fee_min=0, per_sender_max=64,
+                                                nonce_gap_max=nonce_gap_max),
+                   runtime=None, certificate_ok=lambda cert, value: True, now_ms=now_ms)
+    txs = [make_transaction(c.user, chain_id=CHAIN_ID, nonce=n, to=b"\x42" * 20, amount=1,
+                            fee=1, gas_limit=21_000) for n in range(count)]
+    return app, txs
+
+
 def build_driver(c: Cluster, i: int, *, byzantine: str = "",
                  config: DriverConfig | None = None) -> ConsensusDriver:
     key = c.keys[i]

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import trio
 
-from chain.db.memory import MemoryDB
 from chain.keys import PrivateKey
-from chain.ledger import Ledger
-from chain.mempool import MempoolConfig, MempoolRejected, RejectReason
-from chain.tx import Transaction, make_transaction
-from node.app import ChainApp, LedgerStateView
+from chain.mempool import MempoolRejected, RejectReason
+from chain.tx import make_transaction
+from node.app import LedgerStateView
 from node.metrics import NodeMetrics
 from node.tx_intake import TxIntake
 from p2p import PeerId
-from tests.node.cluster import CHAIN_ID, make_cluster, now_ms
+from tests.node.cluster import CHAIN_ID, lone_app_and_transfers
 
 COUNT = 24            # more than the mempool's default nonce_gap_max (16)
 
@@ -29,18 +27,8 @@ class FakeGossip:
         self.relayed.append(raw)
 
 
-def _app_and_txs() -> tuple[ChainApp, list[Transaction]]:
-    c = make_cluster(1)
-    app = ChainApp(c.genesis, Ledger.open(MemoryDB(), c.genesis), key=c.keys[0],
-                   mempool_config=MempoolConfig(fee_min=0, per_sender_max=64, nonce_gap_max=16),
-                   runtime=None, certificate_ok=lambda cert, value: True, now_ms=now_ms)
-    txs = [make_transaction(c.user, chain_id=CHAIN_ID, nonce=n, to=b"\x42" * 20, amount=1,
-                            fee=1, gas_limit=21_000) for n in range(COUNT)]
-    return app, txs
-
-
 async def test_reverse_nonce_order_is_all_admitted_in_nonce_order() -> None:
-    app, txs = _app_and_txs()
+    app, txs = lone_app_and_transfers(COUNT, nonce_gap_max=16)
     gossip = FakeGossip()
     intake = TxIntake(app, gossip, NodeMetrics(), relay_delay_s=0)  # type: ignore[arg-type]
     for tx in reversed(txs):
@@ -63,7 +51,7 @@ async def test_reverse_nonce_order_is_all_admitted_in_nonce_order() -> None:
 
 def test_without_the_intake_reverse_order_hits_the_gap_rule() -> None:
     """Negative control: the same arrival order straight into the mempool loses txs."""
-    app, txs = _app_and_txs()
+    app, txs = lone_app_and_transfers(COUNT, nonce_gap_max=16)
     refused = []
     for tx in reversed(txs):
         try:
@@ -77,7 +65,7 @@ def test_without_the_intake_reverse_order_hits_the_gap_rule() -> None:
 async def test_relay_waits_and_skips_what_was_committed_meanwhile(
         autojump_clock: trio.testing.MockClock) -> None:
     """The origin already reached every peer it could: relay only what is still pending."""
-    app, txs = _app_and_txs()
+    app, txs = lone_app_and_transfers(COUNT, nonce_gap_max=16)
     gossip = FakeGossip()
     intake = TxIntake(app, gossip, NodeMetrics(), relay_delay_s=1.0)  # type: ignore[arg-type]
     for tx in txs[:2]:

@@ -8,16 +8,12 @@ from pathlib import Path
 import pytest
 import trio
 
-from chain.db.memory import MemoryDB
-from chain.ledger import Ledger
-from chain.mempool import MempoolConfig
-from chain.tx import Transaction, make_transaction
 from node.app import ChainApp, LedgerStateView
 from node.config import ConfigError, load_config
 from node.metrics import NodeMetrics
 from node.tx_rebroadcast import REBROADCAST_TXS_MAX, TxRebroadcast
 from p2p import GossipConfig, P2PConfig
-from tests.node.cluster import CHAIN_ID, make_cluster, now_ms
+from tests.node.cluster import lone_app_and_transfers
 
 
 class FakeGossip:
@@ -34,16 +30,6 @@ class FakeGossip:
         return 0
 
 
-def _app_and_txs(count: int) -> tuple[ChainApp, list[Transaction]]:
-    c = make_cluster(1)
-    app = ChainApp(c.genesis, Ledger.open(MemoryDB(), c.genesis), key=c.keys[0],
-                   mempool_config=MempoolConfig(fee_min=0, per_sender_max=64, nonce_gap_max=64),
-                   runtime=None, certificate_ok=lambda cert, value: True, now_ms=now_ms)
-    txs = [make_transaction(c.user, chain_id=CHAIN_ID, nonce=n, to=b"\x42" * 20, amount=1,
-                            fee=1, gas_limit=21_000) for n in range(count)]
-    return app, txs
-
-
 def _task(app: ChainApp, gossip: FakeGossip, **kw: int) -> TxRebroadcast:
     return TxRebroadcast(app.mempool, gossip, NodeMetrics(), period_s=5.0, **kw)
 
@@ -55,7 +41,7 @@ def _counter(task: TxRebroadcast) -> float:
 
 
 async def test_young_ones_wait_a_full_period_then_go_once_per_round() -> None:
-    app, txs = _app_and_txs(3)
+    app, txs = lone_app_and_transfers(3, nonce_gap_max=64)
     gossip = FakeGossip()
     task = _task(app, gossip)
     app.admit(txs[0])
@@ -70,7 +56,7 @@ async def test_young_ones_wait_a_full_period_then_go_once_per_round() -> None:
 
 
 async def test_committed_ones_are_forgotten_and_not_resent() -> None:
-    app, txs = _app_and_txs(2)
+    app, txs = lone_app_and_transfers(2, nonce_gap_max=64)
     gossip = FakeGossip()
     task = _task(app, gossip)
     app.admit(txs[0])
@@ -85,7 +71,7 @@ async def test_committed_ones_are_forgotten_and_not_resent() -> None:
 
 
 async def test_bound_per_round_oldest_first_then_rotates() -> None:
-    app, txs = _app_and_txs(25)
+    app, txs = lone_app_and_transfers(25, nonce_gap_max=64)
     gossip = FakeGossip()
     task = _task(app, gossip, txs_max=10)
     for tx in txs:
@@ -103,7 +89,7 @@ async def test_bound_per_round_oldest_first_then_rotates() -> None:
 
 
 async def test_with_no_peer_connected_nothing_is_marked_and_the_next_round_sends() -> None:
-    app, txs = _app_and_txs(2)
+    app, txs = lone_app_and_transfers(2, nonce_gap_max=64)
     gossip = FakeGossip(peers=0)
     task = _task(app, gossip, txs_max=1)
     app.admit(txs[0])
@@ -118,7 +104,7 @@ async def test_with_no_peer_connected_nothing_is_marked_and_the_next_round_sends
 
 async def test_run_sends_once_per_period_by_the_clock(
         autojump_clock: trio.testing.MockClock) -> None:
-    app, txs = _app_and_txs(1)
+    app, txs = lone_app_and_transfers(1, nonce_gap_max=64)
     gossip = FakeGossip()
     task = _task(app, gossip)
     app.admit(txs[0])
@@ -133,7 +119,7 @@ async def test_run_sends_once_per_period_by_the_clock(
 
 
 async def test_period_zero_is_off(autojump_clock: trio.testing.MockClock) -> None:
-    app, txs = _app_and_txs(1)
+    app, txs = lone_app_and_transfers(1, nonce_gap_max=64)
     gossip = FakeGossip()
     task = TxRebroadcast(app.mempool, gossip, NodeMetrics(), period_s=0)
     app.admit(txs[0])
