@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chain.block import Block
 from chain.params import intrinsic_gas
@@ -87,6 +87,7 @@ class BlockResult:
         receipts: one per transaction, in block order.
         state_root: the state commitment after the block.
         writes: the state writes for the ledger's batch (from :meth:`StateDB.commit`).
+        accounts: the accounts among ``writes``, decoded (:attr:`StateCommit.accounts`).
         gas_used: total gas used by the block's transactions.
         tx_count: number of transactions.
         failed_count: how many receipts report failure.
@@ -98,6 +99,7 @@ class BlockResult:
     gas_used: int
     tx_count: int
     failed_count: int
+    accounts: Mapping[bytes, tuple[int, int, bytes]] = field(default_factory=dict)
 
 
 def context_of(block: Block) -> ExecutionContext:
@@ -165,6 +167,7 @@ class Executor:
             gas_used=gas_used,
             tx_count=len(receipts),
             failed_count=failed,
+            accounts=commit.accounts,
         )
 
     def apply_transaction(

@@ -39,8 +39,8 @@ Callers: :mod:`chain.executor` (per transaction), the VM runtime (per call frame
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import rlp
@@ -77,7 +77,6 @@ __all__ = [
     "StateCorruption",
     "StateDB",
     "StateError",
-    "account_writes",
     "apply_writes",
     "decode_account",
     "full_state_root",
@@ -160,10 +159,13 @@ class StateCommit:
         commitment: the new state commitment (32 bytes).
         writes: schema key -> new value, or ``None`` to delete; keys in sorted order. The
             ledger puts these into its atomic batch.
+        accounts: address -> ``(nonce, balance, code_hash)`` of every account among
+            ``writes`` (the ledger keeps them as its cache of the head's accounts).
     """
 
     commitment: bytes
     writes: Mapping[bytes, bytes | None]
+    accounts: Mapping[bytes, tuple[int, int, bytes]] = field(default_factory=dict)
 
 
 class StateDB:
@@ -190,7 +192,7 @@ class StateDB:
         self._db = db
         self._commitment = bytes(commitment)
         self._read_cache_entries_max = read_cache_entries_max
-        self._head_accounts: Mapping[bytes, _AccountTuple] = head_accounts or {}
+        self._head_accounts: Mapping[bytes, _AccountTuple] = {} if head_accounts is None else head_accounts
         # Dirty overlay.
         self._accounts: dict[bytes, _AccountTuple] = {}
         self._storage: dict[bytes, bytes] = {}  # storage key -> 32-byte word (ZERO_WORD = delete)
@@ -424,10 +426,12 @@ class StateDB:
             The new commitment and the writes (sorted by key) for the ledger's batch.
         """
         changes: dict[bytes, bytes | None] = {}
+        accounts: dict[bytes, _AccountTuple] = {}
         clean_accounts = self._clean_accounts
         for address, acct in self._accounts.items():
             if acct == clean_accounts[address]:
                 continue
+            accounts[address] = acct
             nonce, balance, code_hash = acct
             empty = nonce == 0 and balance == 0 and code_hash == EMPTY_CODE_HASH
             changes[make_account_key(address)] = (
@@ -461,7 +465,7 @@ class StateDB:
         self._code = {}
         self._journal = []
         self._snapshots = []
-        return StateCommit(commitment=self._commitment, writes=writes)
+        return StateCommit(commitment=self._commitment, writes=writes, accounts=accounts)
 
     def discard(self) -> None:
         """Drop every uncommitted change (e.g. after a read-only call)."""
@@ -485,14 +489,6 @@ def read_account_fields(db: KeyValueDB, address: bytes) -> _AccountTuple:
         return decode_account_fields(raw)
     except (ValueError, IndexError) as e:
         raise StateCorruption(f"account record of 0x{address.hex()}: {e}") from e
-
-
-def account_writes(writes: Mapping[bytes, bytes | None]) -> Iterator[tuple[bytes, _AccountTuple]]:
-    """The ``(address, (nonce, balance, code_hash))`` of each account among ``writes``."""
-    skip = len(ACCOUNT_PREFIX)
-    for key, value in writes.items():
-        if key.startswith(ACCOUNT_PREFIX):
-            yield key[skip:], _EMPTY if value is None else decode_account_fields(value)
 
 
 def apply_writes(db: KeyValueDB, writes: Mapping[bytes, bytes | None]) -> None:
